@@ -1,0 +1,186 @@
+/* The few operating-system services Lua lacks: directories, clocks, time zones, terminals. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#include "lm_core.h"
+
+static int push_errno(lua_State *L, const char *what) {
+  int e = errno;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, strerror(e));
+  lua_pushinteger(L, e);
+  return 3;
+}
+
+/* A directory stream anchored in a userdata so that it is closed even if pushing a name raises. */
+typedef struct { DIR *dir; } lm_dirbox;
+#define LM_DIRBOX "luamig.dirbox"
+
+static int dirbox_gc(lua_State *L) {
+  lm_dirbox *b = (lm_dirbox *)luaL_checkudata(L, 1, LM_DIRBOX);
+  if (b->dir) {
+    closedir(b->dir);
+    b->dir = NULL;
+  }
+  return 0;
+}
+
+/* core.listdir(path) -> array of entry names (without . and ..), or nil, message, errno */
+static int lm_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lm_dirbox *b = (lm_dirbox *)lua_newuserdatauv(L, sizeof *b, 0);
+  struct dirent *de;
+  lua_Integer n = 0;
+  b->dir = NULL;
+  luaL_setmetatable(L, LM_DIRBOX);
+  b->dir = opendir(path);
+  if (!b->dir) return push_errno(L, path);
+  lua_newtable(L);
+  errno = 0;
+  while ((de = readdir(b->dir)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    lua_pushstring(L, de->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(b->dir);
+  b->dir = NULL;
+  return 1;
+}
+
+/* core.filetype(path) -> "file" | "directory" | "other", or nil, message, errno */
+static int lm_filetype(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) return push_errno(L, path);
+  lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+  return 1;
+}
+
+/* core.mkdir(path) -> true, or nil, message, errno */
+static int lm_mkdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (mkdir(path, 0777) != 0) return push_errno(L, path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.realpath(path) -> absolute canonical path, or nil, message, errno */
+static int lm_realpath(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char buf[PATH_MAX];
+  if (!realpath(path, buf)) return push_errno(L, path);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* core.getcwd() -> the current directory */
+static int lm_getcwd(lua_State *L) {
+  char buf[PATH_MAX];
+  if (!getcwd(buf, sizeof buf)) return push_errno(L, "getcwd");
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* core.clock() -> seconds of a monotonic clock, as a float */
+static int lm_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.now() -> wall-clock seconds since the epoch, as a float with millisecond precision */
+static int lm_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)(ts.tv_nsec / 1000000) / 1e3);
+  return 1;
+}
+
+static void set_int(lua_State *L, const char *k, long v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/*
+ * core.localtime(epoch_seconds, tzname) -> { year, month, day, hour, minute, second, utcoff = seconds, zone = "CET" }
+ * tzname is an IANA name ("Europe/Oslo"), "UTC", or "" for the process's local zone. An unknown name is an error.
+ */
+static int lm_localtime(lua_State *L) {
+  time_t t = (time_t)luaL_checkinteger(L, 1);
+  const char *tz = luaL_optstring(L, 2, "");
+  struct tm tmv;
+  char *saved = NULL;
+  const char *old = getenv("TZ");
+  int ok;
+  if (*tz) {
+    char path[PATH_MAX];
+    if (strcmp(tz, "UTC") != 0 && strcmp(tz, "utc") != 0) {
+      struct stat st;
+      if (strstr(tz, "..") || snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz) >= (int)sizeof path ||
+          stat(path, &st) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "unknown time zone '%s'", tz);
+        return 2;
+      }
+    }
+    if (old) saved = strdup(old);
+    setenv("TZ", tz, 1);
+    tzset();
+  }
+  ok = localtime_r(&t, &tmv) != NULL;
+  if (*tz) {
+    if (saved) {
+      setenv("TZ", saved, 1);
+      free(saved);
+    } else {
+      unsetenv("TZ");
+    }
+    tzset();
+  }
+  if (!ok) return push_errno(L, "localtime");
+  lua_createtable(L, 0, 8);
+  set_int(L, "year", tmv.tm_year + 1900);
+  set_int(L, "month", tmv.tm_mon + 1);
+  set_int(L, "day", tmv.tm_mday);
+  set_int(L, "hour", tmv.tm_hour);
+  set_int(L, "minute", tmv.tm_min);
+  set_int(L, "second", tmv.tm_sec);
+  set_int(L, "utcoff", tmv.tm_gmtoff);
+  lua_pushstring(L, tmv.tm_zone ? tmv.tm_zone : "");
+  lua_setfield(L, -2, "zone");
+  return 1;
+}
+
+/* core.isatty(fd) -> boolean */
+static int lm_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core.getpid() -> integer */
+static int lm_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+static const luaL_Reg sys_funcs[] = {
+  {"listdir", lm_listdir}, {"filetype", lm_filetype}, {"mkdir", lm_mkdir}, {"realpath", lm_realpath},
+  {"getcwd", lm_getcwd},   {"clock", lm_clock},       {"now", lm_now},     {"localtime", lm_localtime},
+  {"isatty", lm_isatty},   {"getpid", lm_getpid},     {NULL, NULL}};
+
+void lm_sys_register(lua_State *L) {
+  if (luaL_newmetatable(L, LM_DIRBOX)) {
+    lua_pushcfunction(L, dirbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, sys_funcs, 0);
+}

@@ -1,0 +1,189 @@
+-- SQL compilation shared by the dialects: quoting, literals, column and table DDL, and one function per op kind.
+-- A dialect is this table with overrides (type_sql, boolean literals, what ALTER TABLE can do).
+local schema = require("luamig.schema")
+
+local format, concat, type, ipairs, error, tostring = string.format, table.concat, type, ipairs, error, tostring
+local gsub, upper, math_type = string.gsub, string.upper, math.type
+
+local Base = {}
+Base.__index = Base
+
+-- Words that must be quoted when used as names (the union of SQLite's and PostgreSQL's reserved keywords).
+local RESERVED = {}
+for w in ([[abort action add after all alter always analyze and any array as asc attach authorization autoincrement
+  before begin between both by cascade case cast check collate column commit conflict constraint create cross
+  current current_date current_role current_time current_timestamp current_user database default deferrable
+  deferred delete desc detach distinct do drop each else end escape except exclude exclusive exists explain fail
+  false fetch filter first following for foreign freeze from full generated glob grant group groups having if
+  ignore ilike immediate in index indexed initially inner insert instead intersect into is isnull join key last
+  lateral leading left like limit localtime localtimestamp match materialized natural no not nothing notnull null
+  nulls of offset on only or order others outer over partition plan pragma preceding primary query raise range
+  recursive references regexp reindex release rename replace restrict returning right rollback row rows savepoint
+  select session_user set similar some symmetric table temp temporary then ties to trailing transaction trigger
+  true unbounded union unique update user using vacuum values variadic verbose view virtual when where window
+  with without]]):gmatch("%a[%w_]*") do
+  RESERVED[w] = true
+end
+
+function Base:extend(overrides)
+  overrides.__index = overrides
+  return setmetatable(overrides, self)
+end
+
+-- quote(name): the name as is when it is a plain lower-case identifier, else double-quoted with quotes doubled.
+function Base:quote(name)
+  name = schema.name_of(name)
+  if type(name) ~= "string" then error("a SQL name must be a string, got " .. type(name), 0) end
+  if name:match("^[a-z_][a-z0-9_]*$") and not RESERVED[name] then return name end
+  return '"' .. gsub(name, '"', '""') .. '"'
+end
+
+function Base:quote_list(names)
+  local out = {}
+  for i, n in ipairs(names) do out[i] = self:quote(n) end
+  return concat(out, ", ")
+end
+
+function Base:string_literal(s)
+  return "'" .. gsub(s, "'", "''") .. "'"
+end
+
+-- literal(v): a SQL literal for a Lua value (op.inline_literal, server defaults, offline SQL).
+function Base:literal(v)
+  local tv = type(v)
+  if v == nil or v == schema.NULL then return "NULL" end
+  if tv == "string" then return self:string_literal(v) end
+  if tv == "boolean" then return v and self.TRUE or self.FALSE end
+  if tv == "number" then
+    if math_type(v) == "integer" then return tostring(v) end
+    if v ~= v or v == math.huge or v == -math.huge then error("cannot write a NaN or infinite number as SQL", 0) end
+    return format("%.17g", v)
+  end
+  if schema.is_text(v) then return v.sql end
+  error("cannot write a " .. tv .. " as a SQL literal", 0)
+end
+
+function Base:default_sql(v)
+  if schema.is_text(v) then return v.sql end
+  return self:literal(v)
+end
+
+local ACTIONS = { CASCADE = true, ["SET NULL"] = true, ["SET DEFAULT"] = true, RESTRICT = true, ["NO ACTION"] = true }
+
+function Base:action(kind, v)
+  local a = upper(tostring(v))
+  if not ACTIONS[a] then
+    error(format("%s must be CASCADE, SET NULL, SET DEFAULT, RESTRICT or NO ACTION, got '%s'", kind, tostring(v)), 0)
+  end
+  return a
+end
+
+function Base:fk_clause(fk)
+  local s = format("FOREIGN KEY(%s) REFERENCES %s (%s)", self:quote_list(fk.columns), self:quote(fk.reftable),
+    self:quote_list(fk.refcolumns))
+  if fk.ondelete then s = s .. " ON DELETE " .. self:action("ondelete", fk.ondelete) end
+  if fk.onupdate then s = s .. " ON UPDATE " .. self:action("onupdate", fk.onupdate) end
+  if fk.deferrable then s = s .. " DEFERRABLE INITIALLY DEFERRED" end
+  return s
+end
+
+function Base:named(name, clause)
+  if name then return "CONSTRAINT " .. self:quote(name) .. " " .. clause end
+  return clause
+end
+
+-- column_sql(col): "name TYPE DEFAULT x NOT NULL" (SQLAlchemy's order), plus what the type itself needs.
+function Base:column_sql(col)
+  local parts = { self:quote(col.name), self:type_sql(col.type) }
+  if col.server_default ~= nil then parts[#parts + 1] = "DEFAULT " .. self:default_sql(col.server_default) end
+  if not col.nullable then parts[#parts + 1] = "NOT NULL" end
+  local extra = self:column_type_constraint(col)
+  if extra then parts[#parts + 1] = extra end
+  return concat(parts, " ")
+end
+
+function Base:column_type_constraint(_col)
+  return nil
+end
+
+function Base:index_sql(ix, tablename, if_not_exists)
+  local s = format("CREATE %sINDEX %s%s ON %s (%s)", ix.unique and "UNIQUE " or "", if_not_exists and "IF NOT EXISTS " or "",
+    self:quote(ix.name), self:quote(tablename), self:quote_list(ix.columns))
+  if ix.where then s = s .. " WHERE " .. tostring(ix.where) end
+  return s
+end
+
+-- Each compile function returns a list of statements: strings, or { sql = ..., params = ... }.
+local C = {}
+
+function C.create_table(d, o)
+  local t = o.table
+  local lines = {}
+  for _, col in ipairs(t.columns) do lines[#lines + 1] = d:column_sql(col) end
+  if t.primary_key then
+    lines[#lines + 1] = d:named(t.primary_key.name, "PRIMARY KEY (" .. d:quote_list(t.primary_key.columns) .. ")")
+  end
+  for _, fk in ipairs(t.foreign_keys) do lines[#lines + 1] = d:named(fk.name, d:fk_clause(fk)) end
+  for _, uq in ipairs(t.uniques) do lines[#lines + 1] = d:named(uq.name, "UNIQUE (" .. d:quote_list(uq.columns) .. ")") end
+  for _, ck in ipairs(t.checks) do lines[#lines + 1] = d:named(ck.name, "CHECK (" .. ck.expr .. ")") end
+  local out = { format("CREATE TABLE %s%s (\n\t%s\n)", o.if_not_exists and "IF NOT EXISTS " or "", d:quote(t.name),
+    concat(lines, ",\n\t")) }
+  for _, ix in ipairs(t.indexes) do out[#out + 1] = d:index_sql(ix, t.name, o.if_not_exists) end
+  d:table_comment_sql(t, out)
+  return out
+end
+
+function C.drop_table(d, o)
+  return { format("DROP TABLE %s%s", o.if_exists and "IF EXISTS " or "", d:quote(o.name)) }
+end
+
+function C.rename_table(d, o)
+  return { format("ALTER TABLE %s RENAME TO %s", d:quote(o.old), d:quote(o.new)) }
+end
+
+function C.drop_column(d, o)
+  return { format("ALTER TABLE %s DROP COLUMN %s", d:quote(o.table), d:quote(o.column)) }
+end
+
+function C.create_index(d, o)
+  return { d:index_sql(o, o.table, o.if_not_exists) }
+end
+
+function C.drop_index(d, o)
+  return { format("DROP INDEX %s%s", o.if_exists and "IF EXISTS " or "", d:quote(o.name)) }
+end
+
+function C.execute(_d, o)
+  return { { sql = o.sql, params = o.params } }
+end
+
+Base.compilers = C
+
+function Base:table_comment_sql(_t, _out) end
+
+-- compile(o) -> list of statements for the op value o; raises a message when this dialect cannot do o.
+function Base:compile(o)
+  local f = self.compilers[o.op]
+  if not f then error(format("%s: the %s dialect cannot run %s", o.op, self.name, o.op), 0) end
+  return f(self, o)
+end
+
+-- bulk_insert_sql(o) -> sql, columns: one INSERT with a ? per column, the columns taken from the first row.
+function Base:bulk_insert_sql(o)
+  local cols, seen = {}, {}
+  for _, row in ipairs(o.rows) do
+    if type(row) ~= "table" then error("bulk_insert: every row must be a table of column = value", 0) end
+    for k in pairs(row) do
+      if type(k) == "string" and not seen[k] then
+        seen[k] = true
+        cols[#cols + 1] = k
+      end
+    end
+  end
+  table.sort(cols)
+  local marks = {}
+  for i = 1, #cols do marks[i] = "?" end
+  return format("INSERT INTO %s (%s) VALUES (%s)", self:quote(o.table), self:quote_list(cols), concat(marks, ", ")), cols
+end
+
+return Base

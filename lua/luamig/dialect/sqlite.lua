@@ -1,0 +1,88 @@
+-- The SQLite dialect: types per SPEC 4.1 and the ALTER TABLE forms SQLite has (RENAME TO, ADD COLUMN,
+-- DROP COLUMN, RENAME COLUMN). Changes that need a table rebuild are refused with a message that says so.
+local Base = require("luamig.dialect.base")
+local schema = require("luamig.schema")
+
+local format, concat, ipairs, error, tostring = string.format, table.concat, ipairs, error, tostring
+
+local SQLite = Base:extend({ name = "sqlite", TRUE = "1", FALSE = "0" })
+
+local SIMPLE = { integer = "INTEGER", biginteger = "BIGINT", smallinteger = "SMALLINT", float = "FLOAT",
+  text = "TEXT", boolean = "BOOLEAN", date = "DATE", time = "TIME", datetime = "DATETIME", json = "JSON",
+  blob = "BLOB", uuid = "CHAR(32)", ulid = "VARCHAR(26)" }
+
+function SQLite:type_sql(ty)
+  local k = ty.kind
+  if SIMPLE[k] then return SIMPLE[k] end
+  if k == "string" then return ty.length and format("VARCHAR(%d)", ty.length) or "VARCHAR" end
+  if k == "numeric" then
+    if ty.precision and ty.scale then return format("NUMERIC(%d, %d)", ty.precision, ty.scale) end
+    if ty.precision then return format("NUMERIC(%d)", ty.precision) end
+    return "NUMERIC"
+  end
+  if k == "enum" then
+    local n = 1
+    for _, v in ipairs(ty.values) do if #v > n then n = #v end end
+    return format("VARCHAR(%d)", n)
+  end
+  error("sqlite: no SQL type for " .. tostring(ty), 0)
+end
+
+-- An enum is a VARCHAR with a CHECK listing its values.
+function SQLite:column_type_constraint(col)
+  if col.type.kind ~= "enum" then return nil end
+  local vals = {}
+  for i, v in ipairs(col.type.values) do vals[i] = self:string_literal(v) end
+  return format("CHECK (%s IN (%s))", self:quote(col.name), concat(vals, ", "))
+end
+
+local function needs_rebuild(o, what)
+  error(format("%s('%s'): SQLite cannot %s with ALTER TABLE; that takes a table rebuild (move and copy), "
+    .. "which luamig cannot do yet", o.op, o.table, what), 0)
+end
+
+local C = setmetatable({}, { __index = Base.compilers })
+
+function C.add_column(d, o)
+  local col = o.column
+  if col.primary_key then needs_rebuild(o, "add a primary key column") end
+  if col.unique and not col.index then needs_rebuild(o, "add a column with a UNIQUE constraint") end
+  local s = format("ALTER TABLE %s ADD COLUMN %s", d:quote(o.table), d:column_sql(col))
+  if col.ref_table then
+    local name = schema.conv_name(o.naming_convention, "fk", { table = o.table, columns = { col.name }, reftable = col.ref_table })
+    s = s .. format(" CONSTRAINT %s REFERENCES %s (%s)", d:quote(name), d:quote(col.ref_table), d:quote(col.ref_column))
+    if col.ondelete then s = s .. " ON DELETE " .. d:action("ondelete", col.ondelete) end
+    if col.onupdate then s = s .. " ON UPDATE " .. d:action("onupdate", col.onupdate) end
+  end
+  local out = { s }
+  if col.index then
+    out[#out + 1] = d:index_sql({ name = schema.conv_name(o.naming_convention, "ix", { table = o.table, columns = { col.name } }),
+      columns = { col.name }, unique = col.unique }, o.table)
+  end
+  return out
+end
+
+function C.alter_column(d, o)
+  local ch = o.changes
+  if ch.nullable ~= nil or ch.server_default ~= nil or ch.type ~= nil then
+    needs_rebuild(o, "change a column's type, nullability or default")
+  end
+  if ch.new_column_name then
+    return { format("ALTER TABLE %s RENAME COLUMN %s TO %s", d:quote(o.table), d:quote(o.column), d:quote(ch.new_column_name)) }
+  end
+  return {}
+end
+
+for _, k in ipairs({ "create_unique_constraint", "create_foreign_key", "create_check_constraint", "create_primary_key",
+  "drop_constraint" }) do
+  C[k] = function(_d, o) needs_rebuild(o, "add or drop a constraint") end
+end
+
+SQLite.compilers = C
+
+-- Bookkeeping SQL: how this dialect asks whether a table exists and spells an auto-numbered key.
+SQLite.table_exists_sql = "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = ?"
+SQLite.serial_pk = "INTEGER NOT NULL PRIMARY KEY"
+SQLite.begin_sql = "BEGIN IMMEDIATE"
+
+return SQLite

@@ -1,0 +1,114 @@
+-- Model definitions: Entity (the seed framework's base: id, created_at, updated_at, tags appended), Table (exactly
+-- the given columns) and MetaData registries. In models `nullable` defaults to false.
+-- create_calls / drop_calls turn a table definition into the `op` calls that create or drop it, with every name
+-- and every nullability written out: the same calls helpers make and autogenerate renders.
+local schema = require("luamig.schema")
+local types = require("luamig.types")
+
+local format, ipairs, type, error, setmetatable = string.format, ipairs, type, error, setmetatable
+
+local MetaDataMT = {}
+MetaDataMT.__index = MetaDataMT
+
+-- MetaData(opts) -> a registry of table definitions; opts.naming_convention overrides the default names.
+local function MetaData(opts)
+  opts = opts or {}
+  return setmetatable({ tables = {}, by_name = {}, naming_convention = opts.naming_convention }, MetaDataMT)
+end
+
+function MetaDataMT:add(def)
+  if self.by_name[def.name] then error(format("model table '%s' is defined twice", def.name), 0) end
+  self.tables[#self.tables + 1] = def
+  self.by_name[def.name] = def
+end
+
+function MetaDataMT:get(name)
+  return self.by_name[name]
+end
+
+local metadata = MetaData()
+
+local function define(name, items, opts)
+  opts = opts or {}
+  local md = opts.metadata or metadata
+  local def = schema.table_def(name, items, { nullable_default = false, naming_convention = md.naming_convention,
+    comment = opts.comment, where = "model '" .. tostring(name) .. "'" })
+  def.updated_at_trigger = opts.updated_at_trigger and true or false
+  md:add(def)
+  return { __table = def, name = name, metadata = md }
+end
+
+-- Table(name, items, opts) -> a model with exactly the given columns and constraints
+local function Table(name, items, opts)
+  return define(name, items, opts)
+end
+
+-- Entity(name, columns, opts) -> a model with id, created_at, updated_at and tags after its own columns
+local function Entity(name, cols, opts)
+  if type(cols) ~= "table" then error(format("Entity('%s', columns): columns must be a list", tostring(name)), 0) end
+  local items = {}
+  for i, c in ipairs(cols) do items[i] = c end
+  items[#items + 1] = { "id", types.ulid, primary_key = true }
+  items[#items + 1] = { "created_at", types.datetime, server_default = schema.text("(CURRENT_TIMESTAMP)") }
+  items[#items + 1] = { "updated_at", types.datetime, server_default = schema.text("(CURRENT_TIMESTAMP)") }
+  items[#items + 1] = { "tags", types.json, server_default = "[]" }
+  return define(name, items, opts)
+end
+
+local function def_of(m)
+  return type(m) == "table" and (m.__table or (m.columns and m)) or error("expected a model or a table definition", 0)
+end
+
+-- create_calls(model) -> { { "create_table", name, items }, { "create_index", name, table, cols, opts }, ... }
+local function create_calls(m)
+  local def = def_of(m)
+  local items = {}
+  for _, c in ipairs(def.columns) do
+    items[#items + 1] = { c.name, c.type, nullable = c.nullable, server_default = c.server_default, comment = c.comment,
+      autoincrement = c.autoincrement }
+  end
+  if def.primary_key then
+    local pk = { schema.f(def.primary_key.name) }
+    items[#items + 1] = schema.primary_key({ name = pk[1], table.unpack(def.primary_key.columns) })
+  end
+  for _, fk in ipairs(def.foreign_keys) do
+    items[#items + 1] = schema.foreign_key(fk.columns, fk.reftable, fk.refcolumns,
+      { name = schema.f(fk.name), ondelete = fk.ondelete, onupdate = fk.onupdate, deferrable = fk.deferrable })
+  end
+  for _, uq in ipairs(def.uniques) do
+    items[#items + 1] = schema.unique({ name = schema.f(uq.name), table.unpack(uq.columns) })
+  end
+  for _, ck in ipairs(def.checks) do
+    items[#items + 1] = schema.check(ck.expr, { name = ck.name and schema.f(ck.name) })
+  end
+  local calls = { { "create_table", def.name, items } }
+  for _, ix in ipairs(def.indexes) do
+    calls[#calls + 1] = { "create_index", schema.f(ix.name), def.name, ix.columns, { unique = ix.unique, where = ix.where } }
+  end
+  return calls
+end
+
+-- drop_calls(model) -> the inverse of create_calls: indexes first, then the table
+local function drop_calls(m)
+  local def = def_of(m)
+  local calls = {}
+  for i = #def.indexes, 1, -1 do
+    calls[#calls + 1] = { "drop_index", schema.f(def.indexes[i].name), def.name }
+  end
+  calls[#calls + 1] = { "drop_table", def.name }
+  return calls
+end
+
+-- apply_calls(op, calls): makes each call on op
+local function apply_calls(op, calls)
+  for _, c in ipairs(calls) do
+    op[c[1]](table.unpack(c, 2))
+  end
+end
+
+return {
+  MetaData = MetaData, metadata = metadata, Entity = Entity, Table = Table,
+  primary_key = schema.primary_key, unique = schema.unique, foreign_key = schema.foreign_key, check = schema.check,
+  index = schema.index, text = schema.text, f = schema.f,
+  create_calls = create_calls, drop_calls = drop_calls, apply_calls = apply_calls,
+}

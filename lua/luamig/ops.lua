@@ -1,0 +1,143 @@
+-- Operations as plain data (Alembic's central idea): each constructor checks its arguments and returns an op
+-- value { op = "create_table", ... }. Dialects compile op values to SQL; nothing here touches a database.
+local schema = require("luamig.schema")
+local types = require("luamig.types")
+
+local type, error, format, ipairs = type, error, string.format, ipairs
+
+local function need_name(v, what)
+  local n = schema.name_of(v)
+  if type(n) ~= "string" or n == "" then error(format("%s must be a name", what), 0) end
+  return n
+end
+
+local function column_list(v, what)
+  if type(v) == "string" then return { v } end
+  if type(v) ~= "table" or #v == 0 then error(format("%s must be a list of column names", what), 0) end
+  for i, c in ipairs(v) do
+    if type(c) ~= "string" then error(format("%s: entry %d is not a column name", what, i), 0) end
+  end
+  return v
+end
+
+local M = {}
+
+function M.create_table(name, items, opts)
+  opts = opts or {}
+  local def = schema.table_def(need_name(name, "create_table: the table name"), items,
+    { nullable_default = true, naming_convention = opts.naming_convention, comment = opts.comment,
+      where = "create_table('" .. tostring(name) .. "')" })
+  return { op = "create_table", table = def, if_not_exists = opts.if_not_exists and true or false }
+end
+
+function M.drop_table(name, opts)
+  opts = opts or {}
+  return { op = "drop_table", name = need_name(name, "drop_table: the table name"), if_exists = opts.if_exists and true or false }
+end
+
+function M.rename_table(old, new)
+  return { op = "rename_table", old = need_name(old, "rename_table: the old name"), new = need_name(new, "rename_table: the new name") }
+end
+
+function M.add_column(tbl, colspec, opts)
+  local t = need_name(tbl, "add_column: the table name")
+  local col = schema.column(colspec, true, "add_column('" .. t .. "')")
+  opts = opts or {}
+  return { op = "add_column", table = t, column = col, naming_convention = opts.naming_convention }
+end
+
+function M.drop_column(tbl, col)
+  return { op = "drop_column", table = need_name(tbl, "drop_column: the table name"),
+    column = need_name(col, "drop_column: the column name") }
+end
+
+local ALTER_KEYS = { nullable = true, server_default = true, new_column_name = true, type = true, existing_type = true,
+  existing_nullable = true, existing_server_default = true, using = true, comment = true }
+
+function M.alter_column(tbl, col, changes)
+  changes = changes or {}
+  for k in pairs(changes) do
+    if not ALTER_KEYS[k] then error(format("alter_column: unknown option '%s'", tostring(k)), 0) end
+  end
+  if changes.type ~= nil and not types.is_type(changes.type) then error("alter_column: type must be from luamig.types", 0) end
+  return { op = "alter_column", table = need_name(tbl, "alter_column: the table name"),
+    column = need_name(col, "alter_column: the column name"), changes = changes }
+end
+
+function M.create_index(name, tbl, cols, opts)
+  opts = opts or {}
+  return { op = "create_index", name = need_name(name, "create_index: the index name"),
+    table = need_name(tbl, "create_index: the table name"), columns = column_list(cols, "create_index"),
+    unique = opts.unique and true or false, where = opts.where, concurrently = opts.concurrently and true or false,
+    if_not_exists = opts.if_not_exists and true or false }
+end
+
+function M.drop_index(name, tbl, opts)
+  opts = opts or {}
+  return { op = "drop_index", name = need_name(name, "drop_index: the index name"), table = tbl and schema.name_of(tbl),
+    if_exists = opts.if_exists and true or false, concurrently = opts.concurrently and true or false }
+end
+
+function M.create_unique_constraint(name, tbl, cols)
+  return { op = "create_unique_constraint", name = need_name(name, "create_unique_constraint: the name"),
+    table = need_name(tbl, "create_unique_constraint: the table name"), columns = column_list(cols, "create_unique_constraint") }
+end
+
+function M.create_foreign_key(name, src, dst, local_cols, remote_cols, opts)
+  opts = opts or {}
+  return { op = "create_foreign_key", name = need_name(name, "create_foreign_key: the name"),
+    table = need_name(src, "create_foreign_key: the source table"), reftable = need_name(dst, "create_foreign_key: the referred table"),
+    columns = column_list(local_cols, "create_foreign_key"), refcolumns = column_list(remote_cols, "create_foreign_key"),
+    ondelete = opts.ondelete, onupdate = opts.onupdate, deferrable = opts.deferrable }
+end
+
+function M.create_check_constraint(name, tbl, expr)
+  if type(expr) ~= "string" then error("create_check_constraint: the condition must be a SQL string", 0) end
+  return { op = "create_check_constraint", name = need_name(name, "create_check_constraint: the name"),
+    table = need_name(tbl, "create_check_constraint: the table name"), expr = expr }
+end
+
+function M.create_primary_key(name, tbl, cols)
+  return { op = "create_primary_key", name = need_name(name, "create_primary_key: the name"),
+    table = need_name(tbl, "create_primary_key: the table name"), columns = column_list(cols, "create_primary_key") }
+end
+
+local CONSTRAINT_TYPES = { foreignkey = true, unique = true, check = true, primary = true }
+
+function M.drop_constraint(name, tbl, opts)
+  opts = opts or {}
+  if opts.type ~= nil and not CONSTRAINT_TYPES[opts.type] then
+    error("drop_constraint: type must be \"foreignkey\", \"unique\", \"check\" or \"primary\"", 0)
+  end
+  return { op = "drop_constraint", name = need_name(name, "drop_constraint: the name"),
+    table = need_name(tbl, "drop_constraint: the table name"), type = opts.type }
+end
+
+function M.execute(sql, params)
+  if type(sql) ~= "string" and not schema.is_text(sql) then error("execute: the SQL must be a string", 0) end
+  if params ~= nil and type(params) ~= "table" then error("execute: params must be a table", 0) end
+  return { op = "execute", sql = tostring(sql), params = params }
+end
+
+function M.bulk_insert(tbl, rows)
+  local t = need_name(tbl, "bulk_insert: the table name")
+  if type(rows) ~= "table" then error("bulk_insert: rows must be a list of tables", 0) end
+  return { op = "bulk_insert", table = t, rows = rows }
+end
+
+-- reverse(o) -> the op that undoes o, or nil when o cannot be reversed from its own data.
+function M.reverse(o)
+  local k = o.op
+  if k == "create_table" then return { op = "drop_table", name = o.table.name, if_exists = false } end
+  if k == "rename_table" then return { op = "rename_table", old = o.new, new = o.old } end
+  if k == "add_column" then return { op = "drop_column", table = o.table, column = o.column.name } end
+  if k == "create_index" then return { op = "drop_index", name = o.name, table = o.table, if_exists = false } end
+  local constraint_type = { create_unique_constraint = "unique", create_foreign_key = "foreignkey",
+    create_check_constraint = "check", create_primary_key = "primary" }
+  if constraint_type[k] then
+    return { op = "drop_constraint", name = o.name, table = o.table, type = constraint_type[k] }
+  end
+  return nil
+end
+
+return M
