@@ -17,7 +17,7 @@ local keyvalue = key * S("=:") * C(P(1) ^ 0)
 -- An inline comment starts at ; or # preceded by white space.
 local inline_comment = sp ^ 1 * S(";#") * P(1) ^ 0
 local strip_comment = Cs(((inline_comment / "") + P(1)) ^ 0)
-local line = C((1 - S("\r\n")) ^ 0) * (P("\r") ^ -1 * P("\n") + -1)
+local line = C((1 - S("\r\n")) ^ 0) * (P("\r") ^ -1 * P("\n") + -1) * lpeg.Cp()
 
 local function trim(s)
   return (s:match("^%s*(.-)%s*$"))
@@ -84,7 +84,7 @@ end
 -- The interpolation grammar: %% is a literal %, %(name)s is replaced, any other % is an error.
 local function interpolator(lookup)
   local ref = P("%(") * C((1 - S(")%")) ^ 1) * P(")s") / lookup
-  return Cs(((P("%%") / "%") + ref + (1 - P("%"))) ^ 0) * -1
+  return Cs(((P("%%") / function() return "%" end) + ref + (1 - P("%"))) ^ 0) * -1
 end
 
 function Ini:has_section(sec)

@@ -100,9 +100,9 @@ int main(int argc, char **argv) {
             "local c = assert(DB:query('SELECT count(*) AS n FROM t')) "
             "return inside and not DB:in_transaction() and r[1].n == 0 and c[1].n == 5, c[1].n");
   lua_check(L, "bulk_insert inserts every row through one statement, missing keys as NULL",
-            "assert(DB:exec('CREATE TABLE big (k INTEGER, v TEXT)')) local rows = {} "
+            "assert(DB:exec('CREATE TABLE big (k INTEGER, v TEXT)')) assert(DB:exec('BEGIN')) local rows = {} "
             "for i = 1, 5000 do rows[i] = { k = i, v = (i % 2 == 0) and ('v' .. i) or nil } end "
-            "local ok, n = DB:bulk_insert('INSERT INTO big (k, v) VALUES (?, ?)', { 'k', 'v' }, rows) "
+            "local ok, n = DB:bulk_insert('INSERT INTO big (k, v) VALUES (?, ?)', { 'k', 'v' }, rows) assert(DB:exec('COMMIT')) "
             "local r = assert(DB:query('SELECT count(*) AS n, count(v) AS nv, sum(k) AS s FROM big')) "
             "return ok and n == 5000 and r[1].n == 5000 and r[1].nv == 2500 and r[1].s == 12502500");
   lua_check(L, "bulk_insert reports the failing row",

@@ -1,0 +1,152 @@
+-- Shared by the specs: temp dirs, files, running the built luamig binary, and reading SQLite databases back
+-- with the sqlite3 shell (an independent reader, not luamig's own driver).
+local M = {}
+
+local function here()
+  local src = require("luamig.core").realpath(debug.getinfo(1, "S").source:sub(2))
+  return (src:match("^(.*)/tests/support%.lua$"))
+end
+
+M.root = here()
+M.bin = os.getenv("LUAMIG_BIN") or (M.root .. "/build/luamig")
+
+function M.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function M.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok and 0 or code, out
+end
+
+function M.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -p " .. M.q(p)))
+  return p
+end
+
+function M.rmrf(p)
+  if p and p:match("^/tmp/") then os.execute("rm -rf " .. M.q(p)) end
+end
+
+function M.write(path, text)
+  os.execute("mkdir -p " .. M.q(path:match("^(.*)/[^/]*$") or "."))
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- run(args, opts) -> { code, out, err, first } running the luamig binary; args is a shell-quoted string.
+-- opts.cwd (default: a fresh temp dir), opts.env { NAME = value } (DATABASE_URL and LUAMIG_CONFIG cleared unless given)
+function M.run(args, opts)
+  opts = opts or {}
+  local cwd = opts.cwd or M.tmpdir()
+  local outf, errf = os.tmpname(), os.tmpname()
+  local env = { "env -u DATABASE_URL -u LUAMIG_CONFIG" }
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. M.q(v) end
+  local cmd = string.format("cd %s && %s %s %s </dev/null >%s 2>%s", M.q(cwd), table.concat(env, " "), M.q(opts.bin or M.bin),
+    args, M.q(outf), M.q(errf))
+  local ok, _, code = os.execute(cmd)
+  local r = { code = ok and 0 or code, out = M.read(outf) or "", err = M.read(errf) or "" }
+  os.remove(outf)
+  os.remove(errf)
+  r.first = r.err:match("^([^\n]*)")
+  -- the error line: the first of stderr that starts with "luamig:" (progress lines of steps that did apply come before it)
+  r.errline = r.err:match("^(luamig:[^\n]*)") or r.err:match("\n(luamig:[^\n]*)")
+  r.lines = {}
+  for l in r.out:gmatch("[^\n]+") do r.lines[#r.lines + 1] = l end
+  return r
+end
+
+-- sql(db, query) -> the sqlite3 shell's output, trimmed (rows separated by \n, columns by |)
+function M.sql(db, query)
+  local code, out = M.sh("sqlite3 -batch " .. M.q(db) .. " " .. M.q(query))
+  assert(code == 0, "sqlite3 failed: " .. out)
+  return (out:gsub("%s+$", ""))
+end
+
+-- dump(db) -> the full .dump text: schema, data and version rows
+function M.dump(db)
+  local code, out = M.sh("sqlite3 -batch " .. M.q(db) .. " .dump")
+  assert(code == 0, out)
+  return out
+end
+
+-- tables(db) -> sorted list of table names (sqlite_ internals excluded)
+function M.tables(db)
+  local out = M.sql(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+  local t = {}
+  for n in out:gmatch("[^\n]+") do t[#t + 1] = n end
+  return t
+end
+
+-- columns(db, table) -> list of "name type notnull dflt pk" strings from PRAGMA table_info
+function M.columns(db, tbl)
+  local out = M.sql(db, "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, '-') || ' ' || pk "
+    .. "FROM pragma_table_info('" .. tbl .. "') ORDER BY cid")
+  local t = {}
+  for l in out:gmatch("[^\n]+") do t[#t + 1] = l end
+  return t
+end
+
+function M.indexes(db, tbl)
+  local out = M.sql(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '" .. tbl
+    .. "' AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name")
+  local t = {}
+  for l in out:gmatch("[^\n]+") do t[#t + 1] = l end
+  return t
+end
+
+-- versions(db [, table]) -> the version rows, sorted, joined by ","
+function M.versions(db, tbl)
+  return (M.sql(db, "SELECT version_num FROM " .. (tbl or "luamig_version") .. " ORDER BY version_num"):gsub("\n", ","))
+end
+
+-- migration(dir, fields) writes versions/<rev>_<slug>.lua; fields: rev, down (string|list|nil), up, down_body, msg
+function M.migration(dir, f)
+  local down
+  if f.down == nil then down = "nil"
+  elseif type(f.down) == "table" then
+    local parts = {}
+    for i, d in ipairs(f.down) do parts[i] = string.format("%q", d) end
+    down = "{ " .. table.concat(parts, ", ") .. " }"
+  else down = string.format("%q", f.down) end
+  local text = table.concat({
+    "--- " .. (f.msg or ("revision " .. f.rev)),
+    'local t = require("luamig.types")',
+    "local M = {",
+    string.format("  revision = %q,", f.rev),
+    "  down_revision = " .. down .. ",",
+    "}",
+    "function M.upgrade(op)",
+    f.up or "",
+    "end",
+    "function M.downgrade(op)",
+    f.down_body or "",
+    "end",
+    "return M",
+    "",
+  }, "\n")
+  local path = dir .. "/" .. (f.file or (f.rev .. "_" .. (f.msg or "rev"):gsub("%W+", "_") .. ".lua"))
+  M.write(path, text)
+  return path
+end
+
+return M

@@ -1,0 +1,57 @@
+local config = require("luamig.config")
+local S = require("support")
+
+describe("#unit config", function()
+  local dir
+  before_each(function() dir = S.tmpdir() end)
+  after_each(function() S.rmrf(dir) end)
+
+  local function env(t) return function(k) return t[k] end end
+
+  it("uses built-in defaults when there is no luamig.ini", function()
+    local cfg = assert(config.load({ cwd = dir, getenv = env({}) }))
+    assert.equal("sqlite:///./app.db", cfg.url)
+    assert.equal("default", cfg.url_source)
+    assert.equal(dir, cfg.script_location)
+    assert.equal("luamig_version", cfg.version_table)
+    assert.is_true(cfg.transaction_per_migration)
+  end)
+
+  it("resolves paths against the ini's directory and applies the URL precedence", function()
+    S.write(dir .. "/proj/luamig.ini", "[luamig]\nscript_location = migrations\nurl = sqlite:///ini.db\n"
+      .. "version_locations = %(here)s/a b\nlock_timeout = 5\ntransaction_per_migration = no\n")
+    local file = dir .. "/proj/luamig.ini"
+    local cfg = assert(config.load({ cwd = dir, config = file, getenv = env({}) }))
+    assert.equal(dir .. "/proj/migrations", cfg.script_location)
+    assert.same({ dir .. "/proj/a", dir .. "/proj/b" }, cfg.version_locations)
+    assert.equal("sqlite:///ini.db", cfg.url)
+    assert.equal(5, cfg.lock_timeout)
+    assert.is_false(cfg.transaction_per_migration)
+    cfg = assert(config.load({ cwd = dir, config = file, getenv = env({ DATABASE_URL = "sqlite:///env.db" }) }))
+    assert.equal("sqlite:///env.db", cfg.url)
+    cfg = assert(config.load({ cwd = dir, config = file, url = "sqlite:///flag.db", getenv = env({ DATABASE_URL = "sqlite:///env.db" }) }))
+    assert.equal("sqlite:///flag.db", cfg.url)
+  end)
+
+  it("reads an alembic.ini [alembic] section with sqlalchemy.url", function()
+    S.write(dir .. "/alembic.ini", "[alembic]\nscript_location = alembic\nsqlalchemy.url = sqlite+aiosqlite:///./app.db\n")
+    local cfg = assert(config.load({ cwd = dir, config = dir .. "/alembic.ini", getenv = env({}) }))
+    assert.equal("sqlite+aiosqlite:///./app.db", cfg.url)
+    assert.equal("alembic", cfg.section)
+  end)
+
+  it("names the file, line and key of a bad value", function()
+    S.write(dir .. "/luamig.ini", "[luamig]\nlock_timeout = soon\n")
+    local cfg, err = config.load({ cwd = dir, config = dir .. "/luamig.ini", getenv = env({}) })
+    assert.is_nil(cfg)
+    assert.equal(dir .. "/luamig.ini:2: lock_timeout must be a number >= 0, got 'soon'", err)
+    S.write(dir .. "/b.ini", "[luamig]\ntransaction_per_migration = maybe\n")
+    local _, err2 = config.load({ cwd = dir, config = dir .. "/b.ini", getenv = env({}) })
+    assert.matches("b.ini:2: transaction_per_migration must be true or false, got 'maybe'$", err2)
+    local _, err3 = config.load({ cwd = dir, config = dir .. "/none.ini", getenv = env({}) })
+    assert.matches("none.ini not found$", err3)
+    S.write(dir .. "/c.ini", "[other]\na = 1\n")
+    local _, err4 = config.load({ cwd = dir, config = dir .. "/c.ini", getenv = env({}) })
+    assert.matches("c.ini has no %[luamig%] section %(nor an %[alembic%] one%)$", err4)
+  end)
+end)

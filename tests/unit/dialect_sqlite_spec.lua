@@ -1,0 +1,114 @@
+local ops = require("luamig.ops")
+local schema = require("luamig.schema")
+local t = require("luamig.types")
+local d = require("luamig.dialect.sqlite")
+
+local function sql(o) return d:compile(o) end
+
+describe("#unit sqlite dialect", function()
+  it("renders the SPEC's users table with named constraints and its index", function()
+    local o = ops.create_table("users", {
+      { "email", t.string, nullable = false },
+      { "is_active", t.boolean, nullable = false, server_default = true },
+      { "id", t.ulid, nullable = false },
+      { "created_at", t.datetime, nullable = false, server_default = schema.text("(CURRENT_TIMESTAMP)") },
+      { "tags", t.json, nullable = false, server_default = "[]" },
+      { "score", t.float, server_default = 1.5 },
+      schema.primary_key { "id" },
+      schema.unique { "email" },
+    })
+    assert.same({ "CREATE TABLE users (\n"
+      .. "\temail VARCHAR NOT NULL,\n"
+      .. "\tis_active BOOLEAN DEFAULT 1 NOT NULL,\n"
+      .. "\tid VARCHAR(26) NOT NULL,\n"
+      .. "\tcreated_at DATETIME DEFAULT (CURRENT_TIMESTAMP) NOT NULL,\n"
+      .. "\ttags JSON DEFAULT '[]' NOT NULL,\n"
+      .. "\tscore FLOAT DEFAULT 1.5,\n"
+      .. "\tCONSTRAINT pk_users PRIMARY KEY (id),\n"
+      .. "\tCONSTRAINT uq_users_email UNIQUE (email)\n)" }, sql(o))
+  end)
+
+  it("maps every type of SPEC 4.1", function()
+    local cases = {
+      { t.integer, "INTEGER" }, { t.biginteger, "BIGINT" }, { t.smallinteger, "SMALLINT" }, { t.float, "FLOAT" },
+      { t.numeric(10, 2), "NUMERIC(10, 2)" }, { t.string, "VARCHAR" }, { t.string(50), "VARCHAR(50)" },
+      { t.text, "TEXT" }, { t.boolean, "BOOLEAN" }, { t.date, "DATE" }, { t.time, "TIME" },
+      { t.datetime, "DATETIME" }, { t.datetime { timezone = true }, "DATETIME" }, { t.json, "JSON" },
+      { t.blob, "BLOB" }, { t.uuid, "CHAR(32)" }, { t.ulid, "VARCHAR(26)" },
+      { t.enum { "draft", "published", name = "state" }, "VARCHAR(9)" },
+    }
+    for _, c in ipairs(cases) do assert.equal(c[2], d:type_sql(c[1]), tostring(c[1])) end
+  end)
+
+  it("turns column flags into constraints and indexes named by the convention", function()
+    local o = ops.create_table("orders", {
+      { "user_id", t.ulid, nullable = false, references = "users.id", ondelete = "CASCADE", index = true },
+      { "code", t.string(8), unique = true },
+      { "slug", t.string, unique = true, index = true },
+      { "state", t.enum { "new", "paid" } },
+      { "id", t.integer, primary_key = true },
+      schema.check("code <> ''", { name = "code_not_empty" }),
+    })
+    local out = sql(o)
+    assert.equal(3, #out)
+    assert.matches("\tstate VARCHAR%(4%) CHECK %(state IN %('new', 'paid'%)%),", out[1])
+    assert.matches("\tid INTEGER NOT NULL,", out[1])
+    assert.matches("CONSTRAINT pk_orders PRIMARY KEY %(id%)", out[1])
+    assert.matches("CONSTRAINT fk_orders_user_id_users FOREIGN KEY%(user_id%) REFERENCES users %(id%) ON DELETE CASCADE", out[1])
+    assert.matches("CONSTRAINT uq_orders_code UNIQUE %(code%)", out[1])
+    assert.matches("CONSTRAINT ck_orders_code_not_empty CHECK %(code <> ''%)", out[1])
+    assert.equal("CREATE INDEX ix_orders_user_id ON orders (user_id)", out[2])
+    assert.equal("CREATE UNIQUE INDEX ix_orders_slug ON orders (slug)", out[3])
+  end)
+
+  it("quotes names that need it and never splices them bare", function()
+    local o = ops.create_table("order", { { "select", t.integer }, { 'we"ird name', t.text }, { "Mixed", t.text } })
+    assert.equal('CREATE TABLE "order" (\n\t"select" INTEGER,\n\t"we""ird name" TEXT,\n\t"Mixed" TEXT\n)', sql(o)[1])
+    assert.same({ 'DROP INDEX "ix; DROP TABLE x"' }, sql(ops.drop_index("ix; DROP TABLE x", "t")))
+    assert.equal("'it''s'", d:literal("it's"))
+  end)
+
+  it("compiles the ALTER TABLE forms SQLite has", function()
+    assert.same({ "ALTER TABLE a RENAME TO b" }, sql(ops.rename_table("a", "b")))
+    assert.same({ "ALTER TABLE t ADD COLUMN c VARCHAR(10) DEFAULT 'x' NOT NULL" },
+      sql(ops.add_column("t", { "c", t.string(10), nullable = false, server_default = "x" })))
+    assert.same({ "ALTER TABLE t ADD COLUMN p VARCHAR(26) CONSTRAINT fk_t_p_parents REFERENCES parents (id) ON DELETE SET NULL",
+      "CREATE INDEX ix_t_p ON t (p)" },
+      sql(ops.add_column("t", { "p", t.ulid, references = "parents.id", ondelete = "SET NULL", index = true })))
+    assert.same({ "ALTER TABLE t DROP COLUMN c" }, sql(ops.drop_column("t", "c")))
+    assert.same({ "ALTER TABLE t RENAME COLUMN a TO b" }, sql(ops.alter_column("t", "a", { new_column_name = "b" })))
+    assert.same({ "CREATE UNIQUE INDEX IF NOT EXISTS ix_x ON t (a, b) WHERE a > 0" },
+      sql(ops.create_index("ix_x", "t", { "a", "b" }, { unique = true, if_not_exists = true, where = "a > 0" })))
+    assert.same({ "DROP TABLE IF EXISTS t" }, sql(ops.drop_table("t", { if_exists = true })))
+  end)
+
+  it("refuses what needs a table rebuild with a message saying so", function()
+    local ok, err = pcall(sql, ops.alter_column("t", "c", { nullable = false }))
+    assert.is_false(ok)
+    assert.matches("^alter_column%('t'%): SQLite cannot change a column's type, nullability or default", err)
+    ok, err = pcall(sql, ops.create_unique_constraint("uq", "t", { "a" }))
+    assert.is_false(ok)
+    assert.matches("add or drop a constraint", err)
+  end)
+
+  it("validates op arguments without a database", function()
+    assert.has_error(function() ops.create_table("t", { { "a" } }) end, "create_table('t'): column 'a' needs a type from luamig.types as its second entry")
+    assert.has_error(function() ops.create_table("t", { { "a", t.text, nulable = true } }) end, "create_table('t'): column 'a' has an unknown option 'nulable'")
+    assert.has_error(function() ops.create_index("ix", "t", {}) end, "create_index must be a list of column names")
+    assert.has_error(function() ops.add_column("t", { "a", t.text, references = "nodot" }) end,
+      "add_column('t'): column 'a': references must be \"table.column\", got 'nodot'")
+    assert.has_error(function() d:compile(ops.create_foreign_key("fk", "a", "b", { "x" }, { "y" }, { ondelete = "DROP TABLE" })) end)
+  end)
+
+  it("writes a bulk insert with one placeholder per column", function()
+    local s, cols = d:bulk_insert_sql(ops.bulk_insert("t", { { b = 1, a = 2 }, { c = 3 } }))
+    assert.equal("INSERT INTO t (a, b, c) VALUES (?, ?, ?)", s)
+    assert.same({ "a", "b", "c" }, cols)
+  end)
+
+  it("knows the reverse of reversible ops", function()
+    assert.same({ op = "drop_table", name = "t", if_exists = false }, ops.reverse(ops.create_table("t", { { "a", t.text } })))
+    assert.same({ op = "drop_column", table = "t", column = "a" }, ops.reverse(ops.add_column("t", { "a", t.text })))
+    assert.same({ op = "rename_table", old = "b", new = "a" }, ops.reverse(ops.rename_table("a", "b")))
+  end)
+end)
