@@ -3,8 +3,13 @@
 local M = {}
 
 local function here()
-  local src = require("luamig.core").realpath(debug.getinfo(1, "S").source:sub(2))
-  return (src:match("^(.*)/tests/support%.lua$"))
+  local env = os.getenv("LUAMIG_SOURCE_DIR")
+  if env and env ~= "" then return env end
+  local dir = debug.getinfo(1, "S").source:sub(2):match("^(.*)/tests/support%.lua$") or "."
+  local p = assert(io.popen("cd '" .. dir:gsub("'", "'\\''") .. "' && pwd -P"))
+  local abs = p:read("l")
+  p:close()
+  return abs
 end
 
 M.root = here()
@@ -59,7 +64,7 @@ function M.run(args, opts)
   opts = opts or {}
   local cwd = opts.cwd or M.tmpdir()
   local outf, errf = os.tmpname(), os.tmpname()
-  local env = { "env -u DATABASE_URL -u LUAMIG_CONFIG" }
+  local env = { "env -u DATABASE_URL -u LUAMIG_CONFIG -u LD_PRELOAD -u ASAN_OPTIONS" }
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. M.q(v) end
   local cmd = string.format("cd %s && %s %s %s </dev/null >%s 2>%s", M.q(cwd), table.concat(env, " "), M.q(opts.bin or M.bin),
     args, M.q(outf), M.q(errf))
