@@ -197,6 +197,15 @@ function Ctx:connect()
   return db
 end
 
+-- db_heads() -> the version rows of the database and the connection info, or nil, message
+function Ctx:db_heads()
+  local db, err = self:connect()
+  if not db then return nil, err end
+  local heads, herr = require("luamig.version_table").read(db.conn, db.dialect, self._cfg.version_table)
+  if not heads then return nil, format("cannot read the version table of %s: %s", db.url, herr) end
+  return heads, db
+end
+
 -- runner() -> a migration runner over the graph and the database, or nil, message
 function Ctx:runner()
   local graph, err = self:graph()

@@ -11,12 +11,8 @@ return {
   run = function(ctx)
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
-    local db, derr = ctx:connect()
-    if not db then return nil, derr, exitcodes.FAILED end
-    local heads, herr = require("luamig.version_table").read(db.conn, db.dialect, ctx:config().version_table)
-    if not heads then
-      return nil, format("cannot read the version table of %s: %s", db.url, herr), exitcodes.FAILED
-    end
+    local heads, db = ctx:db_heads()
+    if not heads then return nil, db, exitcodes.FAILED end
     local is_head = {}
     for _, h in ipairs(graph:heads()) do is_head[h] = true end
     local items = {}

@@ -16,10 +16,8 @@ return {
     if not graph then return nil, err, exitcodes.FAILED end
     local current = {}
     if ctx.options.indicate_current then
-      local db, derr = ctx:connect()
-      if not db then return nil, derr, exitcodes.FAILED end
-      local heads, herr = require("luamig.version_table").read(db.conn, db.dialect, ctx:config().version_table)
-      if not heads then return nil, format("cannot read the version table of %s: %s", db.url, herr), exitcodes.FAILED end
+      local heads, herr = ctx:db_heads()
+      if not heads then return nil, herr, exitcodes.FAILED end
       for _, h in ipairs(heads) do current[h] = true end
     end
     local is_head = {}
