@@ -1,107 +1,105 @@
--- The revision graph (Alembic's RevisionMap): takes revision records in, does no I/O. It validates the graph
--- (duplicate ids, unknown parents or dependencies, self-loops, cycles, duplicate branch labels), knows heads and
--- bases, resolves ids and prefixes, and plans the steps between two sets of heads.
+-- The revision graph (Alembic's RevisionMap): takes revision records in, does no I/O.
+--
+-- It validates the graph (duplicate ids, unknown parents or dependencies, self-loops, cycles, duplicate branch
+-- labels), knows heads and bases, spreads branch labels, resolves ids, prefixes and labels, walks relative steps,
+-- and plans the steps between two sets of heads in Alembic's order. Every query that Alembic answers with a full
+-- ancestor set is answered here by a search pruned by topological index, so large histories stay linear.
 local format, concat, sort, ipairs, pairs, type = string.format, table.concat, table.sort, ipairs, pairs, type
+local setmetatable = setmetatable
 
 local Graph = {}
 Graph.__index = Graph
 
+local function shown(r) return r.shown or r.revision end
+
 local function files_of(revs)
   local out = {}
-  for i, r in ipairs(revs) do out[i] = r.shown or r.revision end
+  for i, r in ipairs(revs) do out[i] = shown(r) end
   return concat(out, ", ")
+end
+
+local function push(t, k, v)
+  local l = t[k]
+  if not l then
+    l = {}
+    t[k] = l
+  end
+  l[#l + 1] = v
 end
 
 -- new(records) -> graph, or nil, message naming the files involved
 -- A record needs revision and down_revisions; branch_labels, depends_on and shown (its file) are optional.
 local function new(records)
-  local g = setmetatable({ by_id = {}, list = {}, children = {}, labels = {}, order = {} }, Graph)
-  for _, r in ipairs(records) do
+  local g = setmetatable({ by_id = {}, list = {}, children = {}, dependents = {}, parents = {}, labels = {},
+    order = {} }, Graph)
+  for i, r in ipairs(records) do
     local prev = g.by_id[r.revision]
     if prev then
-      return nil, format("revision %s is defined twice: in %s and in %s", r.revision, prev.shown or "?", r.shown or "?")
+      return nil, format("revision %s is defined twice: in %s and in %s", r.revision, shown(prev), shown(r))
     end
-    g.by_id[r.revision] = r
-    g.list[#g.list + 1] = r
     r.down_revisions = r.down_revisions or {}
     r.depends_on = r.depends_on or {}
     r.branch_labels = r.branch_labels or {}
+    r.load_index = i
+    g.by_id[r.revision] = r
+    g.list[i] = r
   end
   for _, r in ipairs(g.list) do
-    for _, d in ipairs(r.down_revisions) do
-      if d == r.revision then
-        return nil, format("%s: revision %s names itself as its down_revision", r.shown or r.revision, r.revision)
-      end
-      if not g.by_id[d] then
-        return nil, format("%s: down_revision '%s' of revision %s is not a known revision", r.shown or r.revision, d, r.revision)
-      end
-      local ch = g.children[d]
-      if not ch then
-        ch = {}
-        g.children[d] = ch
-      end
-      ch[#ch + 1] = r.revision
-    end
-    for _, d in ipairs(r.depends_on) do
-      if d == r.revision then
-        return nil, format("%s: revision %s depends on itself", r.shown or r.revision, r.revision)
-      end
-      if not g.by_id[d] and not g.labels[d] then
-        -- labels are checked below, after they are all known
-        r._pending_dep = true
-      end
-    end
     for _, l in ipairs(r.branch_labels) do
       local other = g.labels[l]
       if other then
-        return nil, format("branch label '%s' is used by both %s and %s", l, other.shown or other.revision, r.shown or r.revision)
+        return nil, format("branch label '%s' is used by both %s and %s", l, shown(other), shown(r))
+      end
+      if g.by_id[l] then
+        return nil, format("%s: branch label '%s' is also a revision id", shown(r), l)
       end
       g.labels[l] = r
     end
   end
   for _, r in ipairs(g.list) do
-    if r._pending_dep then
-      for _, d in ipairs(r.depends_on) do
-        if not g.by_id[d] and not g.labels[d] then
-          return nil, format("%s: depends_on '%s' of revision %s is not a known revision or branch label", r.shown or r.revision, d, r.revision)
-        end
-      end
-      r._pending_dep = nil
-    end
-  end
-  -- Topological order over down_revision and depends_on edges (Kahn); what is left over is in a cycle.
-  local indeg, deps_of = {}, {}
-  local dependents = {}
-  for _, r in ipairs(g.list) do
     local parents = {}
-    for _, d in ipairs(r.down_revisions) do parents[#parents + 1] = d end
+    for _, d in ipairs(r.down_revisions) do
+      if d == r.revision then
+        return nil, format("%s: revision %s names itself as its down_revision", shown(r), r.revision)
+      end
+      if not g.by_id[d] then
+        return nil, format("%s: down_revision '%s' of revision %s is not a known revision", shown(r), d, r.revision)
+      end
+      push(g.children, d, r.revision)
+      parents[#parents + 1] = d
+    end
+    local deps = {}
     for _, d in ipairs(r.depends_on) do
       local t = g.by_id[d] or g.labels[d]
+      if not t then
+        return nil, format("%s: depends_on '%s' of revision %s is not a known revision or branch label", shown(r), d, r.revision)
+      end
+      if t == r then return nil, format("%s: revision %s depends on itself", shown(r), r.revision) end
+      deps[#deps + 1] = t.revision
+      push(g.dependents, t.revision, r.revision)
       parents[#parents + 1] = t.revision
     end
-    deps_of[r.revision] = parents
-    indeg[r.revision] = #parents
-    for _, p in ipairs(parents) do
-      local l = dependents[p]
-      if not l then
-        l = {}
-        dependents[p] = l
-      end
-      l[#l + 1] = r.revision
-    end
+    r.dependencies = deps
+    g.parents[r.revision] = parents
   end
-  local queue, qh = {}, 1
+  -- Topological order over down_revision and depends_on edges (Kahn); what is left over is in a cycle.
+  local indeg = {}
+  local queue = {}
   for _, r in ipairs(g.list) do
+    indeg[r.revision] = #g.parents[r.revision]
     if indeg[r.revision] == 0 then queue[#queue + 1] = r.revision end
   end
+  local qh = 1
   while qh <= #queue do
     local id = queue[qh]
     qh = qh + 1
     g.order[#g.order + 1] = id
     g.by_id[id].index = #g.order
-    for _, c in ipairs(dependents[id] or {}) do
-      indeg[c] = indeg[c] - 1
-      if indeg[c] == 0 then queue[#queue + 1] = c end
+    for _, kids in ipairs({ g.children[id], g.dependents[id] }) do
+      for _, c in ipairs(kids) do
+        indeg[c] = indeg[c] - 1
+        if indeg[c] == 0 then queue[#queue + 1] = c end
+      end
     end
   end
   if #g.order < #g.list then
@@ -110,55 +108,96 @@ local function new(records)
       if indeg[r.revision] > 0 then stuck[#stuck + 1] = r end
     end
     sort(stuck, function(a, b) return a.revision < b.revision end)
-    return nil, format("the revisions %s form a cycle (files: %s)", (function()
-      local ids = {}
-      for i, r in ipairs(stuck) do ids[i] = r.revision end
-      return concat(ids, ", ")
-    end)(), files_of(stuck))
+    local ids = {}
+    for i, r in ipairs(stuck) do ids[i] = r.revision end
+    local dep_loop = false
+    for _, r in ipairs(stuck) do if #r.dependencies > 0 then dep_loop = true end end
+    return nil, format("the revisions %s form a %s (files: %s)", concat(ids, ", "),
+      dep_loop and "dependency cycle" or "cycle", files_of(stuck))
   end
-  g.parents = deps_of
-  -- Heads have no children by down_revision; bases have no down_revision.
+  -- Heads have no children by down_revision; bases have no down_revision. Both in load order.
   g.head_list, g.base_list = {}, {}
-  for _, id in ipairs(g.order) do
-    if not g.children[id] then g.head_list[#g.head_list + 1] = id end
-    if #g.by_id[id].down_revisions == 0 then g.base_list[#g.base_list + 1] = id end
+  for _, r in ipairs(g.list) do
+    if not g.children[r.revision] then g.head_list[#g.head_list + 1] = r.revision end
+    if #r.down_revisions == 0 then g.base_list[#g.base_list + 1] = r.revision end
   end
+  g:spread_labels()
   return g
 end
 
-function Graph:get(id)
-  return self.by_id[id]
-end
+function Graph:get(id) return self.by_id[id] end
+function Graph:heads() return self.head_list end
+function Graph:bases() return self.base_list end
+function Graph:count() return #self.order end
 
-function Graph:heads()
-  return self.head_list
-end
+function Graph:is_branch_point(id) return #(self.children[id] or {}) > 1 end
+function Graph:is_merge_point(id) return #self.by_id[id].down_revisions > 1 end
 
-function Graph:bases()
-  return self.base_list
-end
-
-function Graph:count()
-  return #self.order
-end
-
--- resolve_id(s) -> revision record, or nil, message: a full id, a branch label, or a unique prefix of >= 4 characters.
-function Graph:resolve_id(s)
-  local r = self.by_id[s]
-  if r then return r end
-  if #s < 4 then
-    return nil, format("No such revision or branch '%s'; a partial revision id needs at least four characters", s)
+-- Branch labels spread to every descendant by down_revision and to the ancestors of the labelled revision down to
+-- (not including) the nearest branch point or merge point, as Alembic does. r.all_labels lists them sorted.
+function Graph:spread_labels()
+  local sets = {}
+  local function add(id, l)
+    local s = sets[id]
+    if not s then
+      s = {}
+      sets[id] = s
+    end
+    s[l] = true
   end
-  local found = {}
-  for _, id in ipairs(self.order) do
-    if id:sub(1, #s) == s then found[#found + 1] = id end
+  for l, r in pairs(self.labels) do
+    local stack, seen = { r.revision }, {}
+    while #stack > 0 do
+      local id = stack[#stack]
+      stack[#stack] = nil
+      if not seen[id] then
+        seen[id] = true
+        add(id, l)
+        for _, c in ipairs(self.children[id] or {}) do stack[#stack + 1] = c end
+      end
+    end
+    local cur = r
+    while #cur.down_revisions == 1 do
+      local p = self.by_id[cur.down_revisions[1]]
+      if self:is_branch_point(p.revision) or self:is_merge_point(p.revision) then break end
+      add(p.revision, l)
+      cur = p
+    end
   end
-  if #found == 1 then return self.by_id[found[1]] end
-  if #found > 1 then
-    sort(found)
-    return nil, format("Multiple revisions start with '%s': %s", s, concat(found, ", "))
+  for _, r in ipairs(self.list) do
+    local out = {}
+    for l in pairs(sets[r.revision] or {}) do out[#out + 1] = l end
+    sort(out)
+    r.all_labels = out
   end
-  return nil, format("No such revision or branch '%s'", s)
+end
+
+-- reaches(from, to [, within]) -> true when `to` is `from` or one of its ancestors (through down_revision and
+-- depends_on). The search never goes below to's topological index; `within` restricts it to a set of ids.
+function Graph:reaches(from, to, within)
+  if from == to then return true end
+  local limit = self.by_id[to].index
+  local stack, seen = { from }, { [from] = true }
+  local parents, by_id = self.parents, self.by_id
+  while #stack > 0 do
+    local id = stack[#stack]
+    stack[#stack] = nil
+    for _, p in ipairs(parents[id]) do
+      if p == to then return true end
+      if not seen[p] and by_id[p].index > limit and (not within or within[p]) then
+        seen[p] = true
+        stack[#stack + 1] = p
+      end
+    end
+  end
+  return false
+end
+
+-- shares_lineage(a, b) -> true when a is b, an ancestor of b or a descendant of b
+function Graph:shares_lineage(a, b)
+  local ia, ib = self.by_id[a].index, self.by_id[b].index
+  if ia >= ib then return self:reaches(a, b) end
+  return self:reaches(b, a)
 end
 
 -- ancestors(ids) -> set of every revision reachable from ids through down_revision and depends_on, ids included
@@ -170,7 +209,7 @@ function Graph:ancestors(ids)
     stack[#stack] = nil
     if not seen[id] then
       seen[id] = true
-      for _, p in ipairs(self.parents[id] or {}) do
+      for _, p in ipairs(self.parents[id]) do
         if not seen[p] then stack[#stack + 1] = p end
       end
     end
@@ -178,56 +217,171 @@ function Graph:ancestors(ids)
   return seen
 end
 
-local function by_index(self, asc)
-  return function(a, b)
-    if asc then return self.by_id[a].index < self.by_id[b].index end
-    return self.by_id[a].index > self.by_id[b].index
+-- descendants(ids) -> set of ids and everything that descends from them or depends on them
+function Graph:descendants(ids)
+  local seen, stack = {}, {}
+  for _, id in ipairs(ids) do stack[#stack + 1] = id end
+  while #stack > 0 do
+    local id = stack[#stack]
+    stack[#stack] = nil
+    if not seen[id] then
+      seen[id] = true
+      for _, kids in ipairs({ self.children[id], self.dependents[id] }) do
+        for _, c in ipairs(kids) do
+          if not seen[c] then stack[#stack + 1] = c end
+        end
+      end
+    end
   end
+  return seen
 end
 
--- plan_upgrade(current, target) -> ids to apply, parents first: the target's ancestors the database lacks.
-function Graph:plan_upgrade(current, target)
+-- A revision's parents for the walk of topo_sort: its down_revisions, then the dependencies that are not already
+-- ancestors of those (Alembic's normalized down revisions).
+function Graph:walk_parents(id)
+  local r = self.by_id[id]
+  if r._walk_parents then return r._walk_parents end
+  local out = {}
+  for _, d in ipairs(r.down_revisions) do out[#out + 1] = d end
+  for _, dep in ipairs(r.dependencies) do
+    local covered = false
+    for _, d in ipairs(r.down_revisions) do
+      if self:reaches(d, dep) then
+        covered = true
+        break
+      end
+    end
+    if not covered then out[#out + 1] = dep end
+  end
+  r._walk_parents = out
+  return out
+end
+
+-- topo_sort(todo, heads) -> the ids of the set todo, children before parents, in Alembic's order: walk down from
+-- the first head and keep to its line until a revision is still needed by another head's line, then switch to the
+-- first such head. Upgrades apply the reverse of this list.
+function Graph:topo_sort(todo, heads)
+  local by_id, parents = self.by_id, self.parents
+  local pending = {}
+  local count = 0
+  for id in pairs(todo) do
+    count = count + 1
+    for _, p in ipairs(parents[id]) do
+      if todo[p] then pending[p] = (pending[p] or 0) + 1 end
+    end
+  end
+  local current, in_current = {}, {}
+  for _, h in ipairs(heads) do
+    if todo[h] and not in_current[h] then
+      current[#current + 1] = h
+      in_current[h] = true
+    end
+  end
+  sort(current, function(a, b) return by_id[a].load_index < by_id[b].load_index end)
+  local out, emitted = {}, {}
+  local idx = 1
+  while #current > 0 do
+    local cand = current[idx]
+    local switched = false
+    if (pending[cand] or 0) > 0 then
+      for j, h in ipairs(current) do
+        if j ~= idx and self:reaches(h, cand, todo) then
+          idx = j
+          switched = true
+          break
+        end
+      end
+      if not switched then error("revision graph: no head leads to " .. cand, 0) end
+    end
+    if not switched then
+      if not emitted[cand] then
+        out[#out + 1] = cand
+        emitted[cand] = true
+        for _, p in ipairs(parents[cand]) do
+          if todo[p] then pending[p] = pending[p] - 1 end
+        end
+      end
+      local add = {}
+      for _, p in ipairs(self:walk_parents(cand)) do
+        if todo[p] and not in_current[p] then add[#add + 1] = p end
+      end
+      in_current[cand] = nil
+      if #add == 0 then
+        table.remove(current, idx)
+        idx = idx > 1 and idx - 1 or 1
+      else
+        current[idx] = add[1]
+        in_current[add[1]] = true
+        for k = 2, #add do
+          current[#current + 1] = add[k]
+          in_current[add[k]] = true
+        end
+      end
+    end
+  end
+  if #out ~= count then error("revision graph: topological walk missed revisions", 0) end
+  return out
+end
+
+local function reversed(t)
+  local out = {}
+  for i = #t, 1, -1 do out[#out + 1] = t[i] end
+  return out
+end
+
+-- plan_upgrade(current, targets) -> ids to apply, parents first: what the targets need that the database lacks.
+function Graph:plan_upgrade(current, targets)
   local have = self:ancestors(current)
-  local want = self:ancestors(target)
-  local steps = {}
+  local want = self:ancestors(targets)
+  local todo = {}
   for id in pairs(want) do
-    if not have[id] then steps[#steps + 1] = id end
+    if not have[id] then todo[id] = true end
   end
-  sort(steps, by_index(self, true))
-  return steps
+  return reversed(self:topo_sort(todo, targets))
 end
 
--- plan_downgrade(current, target) -> ids to revert, children first: what the database has beyond the target.
-function Graph:plan_downgrade(current, target)
-  local have = self:ancestors(current)
-  local keep = self:ancestors(target)
-  local steps = {}
-  for id in pairs(have) do
-    if not keep[id] then steps[#steps + 1] = id end
+-- plan_downgrade(current, target, branch) -> ids to revert, children first; or nil, message.
+-- Reverts what descends from the target's children (every base's, for base) and the database has; with a branch
+-- (a label or revision) and several children, only the children on that branch.
+function Graph:plan_downgrade(current, target, branch)
+  local roots
+  if target == nil then
+    roots = self.base_list
+  else
+    roots = self.children[target] or {}
   end
-  sort(steps, by_index(self, false))
-  return steps
+  if branch and #roots > 1 then
+    local on = self:resolve_branch(branch)
+    local keep = {}
+    for _, c in ipairs(roots) do
+      if self:reaches(on.revision, c) then keep[#keep + 1] = c end
+    end
+    if #keep == 0 then return nil, format("%s is not a valid downgrade target on branch '%s'", target, branch) end
+    roots = keep
+  end
+  local active = self:ancestors(current)
+  local todo = {}
+  local n = 0
+  for id in pairs(self:descendants(roots)) do
+    if active[id] then
+      todo[id] = true
+      n = n + 1
+    end
+  end
+  if target ~= nil and n == 0 and not active[target] then
+    return nil, format("Destination %s is not a valid downgrade target from the current revision(s) %s", target,
+      #current == 0 and "<base>" or concat(current, ", "))
+  end
+  return self:topo_sort(todo, current)
 end
 
 -- heads_after(heads, id, direction) -> the version rows after applying ("upgrade") or reverting ("downgrade") id.
 function Graph:heads_after(heads, id, direction)
-  local r = self.by_id[id]
   local out = {}
   if direction == "upgrade" then
-    -- id replaces whatever it descends from; when every head is a direct parent (a linear step) that is all of them
-    local direct = {}
-    for _, p in ipairs(self.parents[id]) do direct[p] = true end
-    local all_direct = true
+    -- id replaces every head it descends from (a depended-on head included)
     for _, h in ipairs(heads) do
-      if not direct[h] then
-        all_direct = false
-        break
-      end
-    end
-    if all_direct then return { id } end
-    local anc = self:ancestors({ id })
-    for _, h in ipairs(heads) do
-      if not anc[h] then out[#out + 1] = h end
+      if not self:reaches(id, h) then out[#out + 1] = h end
     end
     out[#out + 1] = id
   else
@@ -235,24 +389,138 @@ function Graph:heads_after(heads, id, direction)
     for _, h in ipairs(heads) do
       if h ~= id then rest[#rest + 1] = h end
     end
-    local covered = self:ancestors(rest)
     for _, h in ipairs(rest) do out[#out + 1] = h end
-    for _, p in ipairs(r.down_revisions) do
-      if not covered[p] then out[#out + 1] = p end
+    for _, p in ipairs(self.by_id[id].down_revisions) do
+      local covered = false
+      for _, h in ipairs(rest) do
+        if self:reaches(h, p) then
+          covered = true
+          break
+        end
+      end
+      if not covered then out[#out + 1] = p end
     end
+  end
+  sort(out)
+  return out
+end
+
+-- effective_heads() -> the heads that are not depended on by another head: the version rows of a database at heads
+function Graph:effective_heads()
+  local out = {}
+  for _, h in ipairs(self.head_list) do
+    local covered = false
+    for _, o in ipairs(self.head_list) do
+      if o ~= h and self:reaches(o, h) then
+        covered = true
+        break
+      end
+    end
+    if not covered then out[#out + 1] = h end
+  end
+  sort(out)
+  return out
+end
+
+-- stamp_heads(heads, targets) -> the version rows after stamping targets ({} = base): each target replaces the
+-- heads on its own line of descent; heads on other lines stay.
+function Graph:stamp_heads(heads, targets)
+  if #targets == 0 then return {} end
+  local keep = {}
+  for _, h in ipairs(heads) do keep[h] = true end
+  for _, t in ipairs(targets) do
+    for _, h in ipairs(heads) do
+      if self:shares_lineage(h, t) then keep[h] = nil end
+    end
+  end
+  local out = {}
+  for h in pairs(keep) do out[#out + 1] = h end
+  for _, t in ipairs(targets) do
+    local dup = false
+    for _, o in ipairs(out) do if o == t then dup = true end end
+    if not dup then out[#out + 1] = t end
+  end
+  sort(out)
+  return out
+end
+
+-- resolve_id(s, branch) -> revision record, or nil, message: a full id or a unique prefix of >= 4 characters;
+-- with branch, the revision must share its lineage.
+function Graph:resolve_id(s, branch)
+  local r = self.by_id[s]
+  if not r and self.labels[s] and not branch then return self.labels[s] end
+  if not r then
+    if #s < 4 then
+      return nil, format("No such revision or branch '%s'; a partial revision id needs at least four characters", s)
+    end
+    local found = {}
+    for _, id in ipairs(self.order) do
+      if id:sub(1, #s) == s then found[#found + 1] = id end
+    end
+    if branch and #found > 1 then
+      local on = self:resolve_branch(branch)
+      local keep = {}
+      for _, id in ipairs(found) do
+        if self:shares_lineage(id, on.revision) then keep[#keep + 1] = id end
+      end
+      found = keep
+    end
+    if #found > 1 then
+      sort(found)
+      return nil, format("Multiple revisions start with '%s': %s", s, concat(found, ", "))
+    end
+    if #found == 0 then return nil, format("No such revision or branch '%s'", s) end
+    r = self.by_id[found[1]]
+  end
+  if branch then
+    local on, err = self:resolve_branch(branch)
+    if not on then return nil, err end
+    if not self:shares_lineage(r.revision, on.revision) then
+      return nil, format("Revision %s is not a member of branch '%s'", r.revision, branch)
+    end
+  end
+  return r
+end
+
+-- resolve_branch(name) -> the revision a branch name stands for: the revision declaring that label, or a revision
+-- named by id or prefix; or nil, "No such branch: 'name'"
+function Graph:resolve_branch(name)
+  local r = self.labels[name]
+  if r then return r end
+  r = self.by_id[name]
+  if r then return r end
+  if #name >= 4 then
+    local found
+    for _, id in ipairs(self.order) do
+      if id:sub(1, #name) == name then
+        if found then return nil, format("No such branch: '%s'", name) end
+        found = id
+      end
+    end
+    if found then return self.by_id[found] end
+  end
+  return nil, format("No such branch: '%s'", name)
+end
+
+-- on_branch(ids, branch) -> the ids sharing lineage with the branch's revision
+function Graph:on_branch(ids, branch)
+  local on = assert(self:resolve_branch(branch))
+  local out = {}
+  for _, id in ipairs(ids) do
+    if self:shares_lineage(id, on.revision) then out[#out + 1] = id end
   end
   return out
 end
 
--- Walks n steps from id along children (n > 0) or down_revisions (n < 0). Returns the id reached, "" for
--- "before the base", or nil, message when the walk is ambiguous or runs out.
-function Graph:walk(id, n, spec)
+-- Walks n steps from id ("" = before the base) along children (n > 0, only those on `branch` when given) or
+-- down_revisions (n < 0). Returns the id reached ("" past the base), or nil, message.
+function Graph:walk(id, n, spec, branch)
   local cur = id
   local steps = n > 0 and n or -n
   for i = 1, steps do
     if n > 0 then
-      local kids
-      if cur == "" then kids = self.base_list else kids = self.children[cur] or {} end
+      local kids = cur == "" and self.base_list or (self.children[cur] or {})
+      if branch then kids = self:on_branch(kids, branch) end
       if #kids == 0 then
         return nil, format("Relative revision %s didn't produce %d migrations", spec, steps)
       end
@@ -260,8 +528,8 @@ function Graph:walk(id, n, spec)
         local s = {}
         for k, c in ipairs(kids) do s[k] = c end
         sort(s)
-        return nil, format("Relative revision %s is ambiguous: %s has %d next revisions (%s); name one", spec,
-          cur == "" and "<base>" or cur, #kids, concat(s, ", "))
+        return nil, format("Relative revision %s is ambiguous: %s has %d next revisions (%s); name one, or a branch (label@+1)",
+          spec, cur == "" and "<base>" or cur, #kids, concat(s, ", "))
       end
       cur = kids[1]
     else
@@ -282,6 +550,20 @@ function Graph:walk(id, n, spec)
     end
   end
   return cur
+end
+
+-- range(lower, upper) -> ids between two points, newest first, both ends included (history -r): upper's ancestors
+-- that descend from lower. lower = nil means base, upper = nil means every head.
+function Graph:range(lower, upper)
+  local tops = upper or self.head_list
+  local want = self:ancestors(tops)
+  if lower then
+    local below = self:descendants(lower)
+    for id in pairs(want) do
+      if not below[id] then want[id] = nil end
+    end
+  end
+  return self:topo_sort(want, tops)
 end
 
 return { new = new, Graph = Graph }
