@@ -8,7 +8,8 @@ local url = require("luamig.url")
 local format, concat, ipairs, type, tostring, pcall, xpcall, require = string.format, table.concat, ipairs, type,
   tostring, pcall, xpcall, require
 
-local COMMANDS = { "init", "revision", "upgrade", "downgrade", "current", "history", "heads" }
+local COMMANDS = { "init", "revision", "upgrade", "downgrade", "current", "history", "heads", "branches", "show",
+  "stamp", "merge" }
 
 local GLOBAL_OPTIONS = {
   { short = "-c", long = "--config", arg = "FILE", key = "config", help = "the config file (default luamig.ini, or $LUAMIG_CONFIG)" },
@@ -175,7 +176,8 @@ function Ctx:graph()
       return nil, format("no versions directory at %s%s", path.display(d), hint)
     end
   end
-  local env, eerr = script_dir.load_env(cfg.script_location, { config = cfg, x = cfg.x, url = url.mask(cfg.url) })
+  local env, eerr = script_dir.load_env(cfg.script_location, { config = cfg, x = cfg.x, url = url.mask(cfg.url),
+    tag = self.options.tag })
   if not env then return nil, eerr end
   self.env = env
   local revs, lerr = script_dir.load_all(dirs)

@@ -253,7 +253,7 @@ function Runner:resolve_downgrade(spec, current)
         return nil, format("Relative revision %s didn't produce %d migrations", spec, -t.delta)
       end
       if #current > 1 then
-        return nil, format("Ambiguous downgrade from multiple current revisions (%s); name one, e.g. `luamig downgrade %s-1`",
+        return nil, format("Ambiguous downgrade from multiple current revisions (%s); name one, e.g. `luamig downgrade %s@-1`",
           concat(current, ", "), current[1])
       end
       start, branch = current[1], current[1]
@@ -265,6 +265,10 @@ function Runner:resolve_downgrade(spec, current)
     local s, serr = single(ids, spec)
     if not s then return nil, serr end
     start, branch = s, t.label
+  end
+  if t.delta == -1 and start ~= "" and g:is_merge_point(start) then
+    -- one step back from a merge reverts the merge itself: its parents become heads again
+    return g:get(start).down_revisions[1], start
   end
   if t.delta and t.delta ~= 0 then
     local reached, werr = g:walk(start, t.delta, spec, t.delta > 0 and t.label or nil)

@@ -141,15 +141,17 @@ describe("#cli workflow", function()
     assert.equal(id1, S.versions(db))
     local cur = run("current --json")
     assert.equal(0, cur.code)
-    assert.matches('^{"current":%[{"is_head":false,"known":true,"message":"create widgets","path":"migrations/versions/[^"]+","revision":"'
-      .. id1 .. '"}%],"url":"sqlite:///%./app%.db"}\n$', cur.out)
+    assert.matches('^{"current":%[{"branch_labels":%[%],"depends_on":%[%],"down_revisions":%[%],"is_branch_point":false,'
+      .. '"is_current":true,"is_head":false,"is_merge_point":false,"known":true,"message":"create widgets",'
+      .. '"path":"migrations/versions/[^"]+","revision":"' .. id1 .. '"}%],"url":"sqlite:///%./app%.db"}\n$', cur.out)
     assert.matches('"revision":"' .. id2 .. '"', run("heads --json").out)
     local hist = run("--json history")
-    assert.matches('^{"history":%[{"branch_labels":%[%],"down_revisions":%["' .. id1 .. '"%]', hist.out)
+    assert.matches('^{"history":%[{"branch_labels":%[%],"depends_on":%[%],"down_revisions":%["' .. id1 .. '"%]', hist.out)
   end)
 
   it("per-command --help exits 0 and names the command's usage", function()
-    for _, c in ipairs({ "init", "revision", "upgrade", "downgrade", "current", "history", "heads" }) do
+    for _, c in ipairs({ "init", "revision", "upgrade", "downgrade", "current", "history", "heads", "branches", "show",
+      "stamp", "merge" }) do
       local r = run(c .. " --help")
       assert.equal(0, r.code, c)
       assert.matches("^usage: luamig " .. c, r.out)

@@ -113,7 +113,7 @@ describe("#unit revision graph", function()
       assert.equal("Ambiguous upgrade from multiple current revisions (c1, c2); name a revision or a branch (label@+1)",
         err_of(g, "upgrade", "+1", { "c1", "c2" }))
       assert.matches("^Multiple heads are present %(d1, d2%); merge them with `luamig merge heads`", err_of(g, "upgrade", "head", {}))
-      assert.equal("Ambiguous downgrade from multiple current revisions (d1, d2); name one, e.g. `luamig downgrade d1-1`",
+      assert.equal("Ambiguous downgrade from multiple current revisions (d1, d2); name one, e.g. `luamig downgrade d1@-1`",
         err_of(g, "downgrade", "-1", { "d1", "d2" }))
       assert.equal("Relative revision +1 is ambiguous: b has 2 next revisions (c1, c2); name one, or a branch (label@+1)",
         err_of(g, "upgrade", "+1", { "b" }))

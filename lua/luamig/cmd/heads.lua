@@ -1,6 +1,7 @@
 -- luamig heads: the revisions nothing follows. Needs no database.
 local exitcodes = require("luamig.exitcodes")
 local json = require("luamig.json")
+local fmt = require("luamig.format")
 
 return {
   summary = "show the heads of the revision graph",
@@ -10,20 +11,18 @@ return {
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
     local items = {}
-    for _, h in ipairs(graph:heads()) do
-      local r = graph:get(h)
-      items[#items + 1] = { revision = h, message = r.message, path = r.shown, down_revisions = json.array(r.down_revisions) }
-    end
+    for _, h in ipairs(graph:heads()) do items[#items + 1] = graph:get(h) end
     if ctx.json then
-      ctx:out(json.encode({ heads = json.array(items) }))
+      local out = {}
+      for i, r in ipairs(items) do out[i] = fmt.record(graph, r) end
+      ctx:out(json.encode({ heads = json.array(out) }))
       return true
     end
-    for _, it in ipairs(items) do
+    for _, r in ipairs(items) do
       if ctx.verbose then
-        ctx:out(string.format("Rev: %s (head)\nParent: %s\nPath: %s\n\n    %s\n", it.revision,
-          #it.down_revisions == 0 and "<base>" or table.concat(it.down_revisions, ", "), it.path, it.message))
+        ctx:out(fmt.entry(graph, r))
       else
-        ctx:out(it.revision .. " (head)")
+        ctx:out(fmt.line(graph, r, { branches = true, tree = false }))
       end
     end
     return true

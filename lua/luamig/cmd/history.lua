@@ -1,49 +1,63 @@
--- luamig history: the revisions, newest first. Needs the database only for -i.
+-- luamig history: the revisions, newest first. Needs the database only for -i or a range naming `current`.
 local exitcodes = require("luamig.exitcodes")
 local json = require("luamig.json")
+local fmt = require("luamig.format")
+local runtime = require("luamig.runtime")
 
-local format, concat = string.format, table.concat
+local format = string.format
 
 return {
   summary = "list the revisions, newest first",
-  usage = "luamig history [-v] [-i]",
+  usage = "luamig history [-r RANGE] [-v] [-i]",
+  description = "RANGE: FROM:TO, FROM: or :TO, each a revision, head, heads, base, current or label@head.",
   max_args = 0,
   options = {
+    { short = "-r", long = "--rev-range", arg = "RANGE", key = "range", help = "only the revisions between FROM and TO" },
     { short = "-i", long = "--indicate-current", key = "indicate_current", help = "mark the database's current revision(s)" },
   },
   run = function(ctx)
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
-    local current = {}
-    if ctx.options.indicate_current then
+    local range = ctx.options.range
+    local from, to
+    if range then
+      from, to = range:match("^([^:]*):(.*)$")
+      if not from then return nil, format("-r %s: a range is FROM:TO, FROM: or :TO", range), exitcodes.USAGE end
+    end
+    local current, current_set = {}, {}
+    if ctx.options.indicate_current or (range and range:find("current", 1, true)) then
       local heads, herr = ctx:db_heads()
       if not heads then return nil, herr, exitcodes.FAILED end
-      for _, h in ipairs(heads) do current[h] = true end
+      current = heads
+      if ctx.options.indicate_current then
+        for _, h in ipairs(heads) do current_set[h] = true end
+      end
     end
-    local is_head = {}
-    for _, h in ipairs(graph:heads()) do is_head[h] = true end
-    local items = {}
-    local order = graph.order
-    for i = #order, 1, -1 do
-      local r = graph:get(order[i])
-      items[#items + 1] = { revision = r.revision, down_revisions = json.array(r.down_revisions), message = r.message,
-        path = r.shown, is_head = is_head[r.revision] or false, is_current = current[r.revision] or false,
-        branch_labels = json.array(r.branch_labels) }
+    local resolver = runtime.new({ graph = graph, cfg = ctx._cfg })
+    local lower, upper
+    if from and from ~= "" then
+      local ids, rerr = resolver:resolve_upgrade(from, current)
+      if not ids then return nil, rerr, exitcodes.FAILED end
+      if #ids > 0 then lower = ids end
     end
+    if to and to ~= "" then
+      local ids, rerr = resolver:resolve_upgrade(to, current)
+      if not ids then return nil, rerr, exitcodes.FAILED end
+      upper = ids
+    end
+    local ids = (upper and #upper == 0) and {} or graph:range(lower, upper)
     if ctx.json then
-      ctx:out(json.encode({ history = json.array(items) }))
+      local out = {}
+      for i, id in ipairs(ids) do out[i] = fmt.record(graph, graph:get(id), current_set) end
+      ctx:out(json.encode({ history = json.array(out) }))
       return true
     end
-    for _, it in ipairs(items) do
-      local marks = {}
-      if it.is_head then marks[#marks + 1] = "head" end
-      if it.is_current then marks[#marks + 1] = "current" end
-      local mark = #marks > 0 and (" (" .. concat(marks, ") (") .. ")") or ""
-      local parent = #it.down_revisions == 0 and "<base>" or concat(it.down_revisions, ", ")
+    for _, id in ipairs(ids) do
+      local r = graph:get(id)
       if ctx.verbose then
-        ctx:out(format("Rev: %s%s\nParent: %s\nPath: %s\n\n    %s\n", it.revision, mark, parent, it.path, it.message))
+        ctx:out(fmt.entry(graph, r, current_set))
       else
-        ctx:out(format("%s -> %s%s, %s", parent, it.revision, mark, it.message))
+        ctx:out(fmt.line(graph, r, { parents = true, branches = true, doc = true, current = current_set }))
       end
     end
     return true
