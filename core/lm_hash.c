@@ -1,27 +1,139 @@
-/* SHA-256 through OpenSSL's EVP interface: checksums of applied migration files. */
-#include <openssl/evp.h>
+/*
+ * SHA-256 (GNU Nettle) for the checksums of applied migration files, and the one-pass loader of migration files
+ * that reads, hashes and compiles them.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <nettle/sha2.h>
 #include "lm_core.h"
+
+#define LM_FILEBOX "luamig.filebox"
+
+/* A FILE anchored in a userdata, so that it is closed even if a Lua error is raised while it is open. */
+typedef struct {
+  FILE *f;
+} lm_filebox;
+
+static int filebox_gc(lua_State *L) {
+  lm_filebox *b = (lm_filebox *)luaL_checkudata(L, 1, LM_FILEBOX);
+  if (b->f) {
+    fclose(b->f);
+    b->f = NULL;
+  }
+  return 0;
+}
+
+
+/* Writes the 64 hex characters of a finished digest to out. */
+static void hex_digest(struct sha256_ctx *ctx, char *out) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t md[SHA256_DIGEST_SIZE];
+  int i;
+  sha256_digest(ctx, SHA256_DIGEST_SIZE, md);
+  for (i = 0; i < SHA256_DIGEST_SIZE; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+}
 
 /* core.sha256(s) -> 64 lower-case hex characters */
 static int lm_sha256(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  static const char hex[] = "0123456789abcdef";
-  char out[2 * EVP_MAX_MD_SIZE];
-  unsigned int i;
-  if (EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL) != 1)
-    return luaL_error(L, "sha256: digest failed");
-  for (i = 0; i < mdlen; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  lua_pushlstring(L, out, 2 * (size_t)mdlen);
+  struct sha256_ctx ctx;
+  char out[2 * SHA256_DIGEST_SIZE];
+  sha256_init(&ctx);
+  sha256_update(&ctx, len, (const uint8_t *)s);
+  hex_digest(&ctx, out);
+  lua_pushlstring(L, out, sizeof out);
   return 1;
 }
 
+/*
+ * core.load_migration(path, chunkname, env) -> chunk, checksum, message; or nil, message (a read or syntax error,
+ * naming chunkname and line).
+ * Reads the file once, hashes it with CRLF line endings normalised to LF, takes the "--- message" of its first
+ * line, and compiles it as text with env as its _ENV. The caller runs the chunk.
+ */
+static int lm_load_migration(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char *chunkname = luaL_checkstring(L, 2);
+  struct sha256_ctx ctx;
+  char out[2 * SHA256_DIGEST_SIZE];
+  lm_filebox *fb;
+  luaL_Buffer b;
+  size_t len, start, end;
+  const char *src, *msg;
+  int has_cr = 0;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  fb = (lm_filebox *)lua_newuserdatauv(L, sizeof *fb, 0);
+  fb->f = NULL;
+  luaL_setmetatable(L, LM_FILEBOX);
+  fb->f = fopen(path, "rb");
+  if (fb->f == NULL) return luaL_fileresult(L, 0, path);
+  luaL_buffinit(L, &b);
+  for (;;) {
+    char *p = luaL_prepbuffsize(&b, LUAL_BUFFERSIZE);
+    size_t n = fread(p, 1, LUAL_BUFFERSIZE, fb->f);
+    luaL_addsize(&b, n);
+    if (n < LUAL_BUFFERSIZE) break;
+  }
+  if (ferror(fb->f)) {
+    luaL_pushresult(&b);
+    fclose(fb->f);
+    fb->f = NULL;
+    return luaL_fileresult(L, 0, path);
+  }
+  fclose(fb->f);
+  fb->f = NULL;
+  luaL_pushresult(&b);
+  src = lua_tolstring(L, -1, &len);
+  if (memchr(src, '\r', len) != NULL) has_cr = 1;
+  sha256_init(&ctx);
+  if (!has_cr) {
+    sha256_update(&ctx, len, (const uint8_t *)src);
+  } else {
+    /* hash the text with each CRLF as LF, in runs between the CRs that are dropped */
+    size_t run = 0, k;
+    for (k = 0; k < len; k++) {
+      if (src[k] == '\r' && k + 1 < len && src[k + 1] == '\n') {
+        sha256_update(&ctx, k - run, (const uint8_t *)src + run);
+        run = k + 1;
+      }
+    }
+    sha256_update(&ctx, len - run, (const uint8_t *)src + run);
+  }
+  hex_digest(&ctx, out);
+  if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushvalue(L, 3);
+  if (lua_setupvalue(L, -2, 1) == NULL) lua_pop(L, 1);
+  lua_pushlstring(L, out, sizeof out);
+  /* "--- message" on the first line */
+  msg = "";
+  start = end = 0;
+  if (len >= 3 && src[0] == '-' && src[1] == '-' && src[2] == '-') {
+    start = 3;
+    while (start < len && (src[start] == ' ' || src[start] == '\t')) start++;
+    end = start;
+    while (end < len && src[end] != '\n' && src[end] != '\r') end++;
+    msg = src + start;
+  }
+  lua_pushlstring(L, msg, end - start);
+  return 3;
+}
+
 void lm_hash_register(lua_State *L) {
+  if (luaL_newmetatable(L, LM_FILEBOX)) {
+    lua_pushcfunction(L, filebox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, lm_sha256);
   lua_setfield(L, -2, "sha256");
+  lua_pushcfunction(L, lm_load_migration);
+  lua_setfield(L, -2, "load_migration");
 }

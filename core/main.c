@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "luamig.h"
+#include "lm_alloc.h"
 
 int luaopen_lpeg(lua_State *L);
 
@@ -27,6 +28,8 @@ static int pmain(lua_State *L) {
   char **argv = (char **)lua_touserdata(L, 2);
   int i;
   luaL_checkversion(L);
+  /* A run keeps every loaded migration alive and makes short-lived garbage per step: the generational mode suits it. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_lpeg);
@@ -55,7 +58,7 @@ static int pmain(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-  lua_State *L = luaL_newstate();
+  lua_State *L = lm_new_state();
   int status, code;
   if (L == NULL) {
     fprintf(stderr, "luamig: cannot create a Lua state: out of memory\n");
@@ -73,6 +76,6 @@ int main(int argc, char **argv) {
     code = (int)lua_tointeger(L, -1);
   }
   fflush(stdout);
-  lua_close(L);
+  lm_close_state(L);
   return code;
 }

@@ -52,9 +52,16 @@ local function absolute(p, base)
   return normalize(join(base or core.getcwd(), p))
 end
 
+-- The current directory, read once: luamig never changes it.
+local cwd_cache
+
 -- display(p): p relative to the current directory when it lies below it, for messages.
 local function display(p)
-  local cwd = core.getcwd()
+  local cwd = cwd_cache
+  if not cwd then
+    cwd = core.getcwd()
+    cwd_cache = cwd
+  end
   if cwd and sub(p, 1, #cwd + 1) == cwd .. "/" then return sub(p, #cwd + 2) end
   return p
 end

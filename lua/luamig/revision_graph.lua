@@ -331,11 +331,9 @@ end
 
 -- plan_upgrade(current, targets) -> ids to apply, parents first: what the targets need that the database lacks.
 function Graph:plan_upgrade(current, targets)
-  local have = self:ancestors(current)
-  local want = self:ancestors(targets)
-  local todo = {}
-  for id in pairs(want) do
-    if not have[id] then todo[id] = true end
+  local todo = self:ancestors(targets)
+  if #current > 0 then
+    for id in pairs(self:ancestors(current)) do todo[id] = nil end
   end
   return reversed(self:topo_sort(todo, targets))
 end

@@ -25,9 +25,12 @@ Runner.__index = Runner
 -- opts: conn (driver connection; nil offline), dialect, graph, cfg (settings), progress (function(line)), verbose,
 -- emit (offline: function(text) that writes SQL), heads (offline: the heads the database is assumed to be at)
 local function new(opts)
-  return setmetatable({ conn = opts.conn, dialect = opts.dialect, graph = opts.graph, cfg = opts.cfg,
+  local r = setmetatable({ conn = opts.conn, dialect = opts.dialect, graph = opts.graph, cfg = opts.cfg,
     progress = opts.progress or function() end, verbose = opts.verbose, emit = opts.emit,
     offline_heads = opts.heads or {}, tables_ready = opts.emit ~= nil and opts.heads ~= nil }, Runner)
+  local dialect = opts.dialect
+  r.literal = dialect and function(v) return dialect:literal(v) end
+  return r
 end
 
 local function one_line(s, max)
@@ -38,6 +41,7 @@ end
 
 local function same_set(a, b)
   if #a ~= #b then return false end
+  if #a == 1 then return a[1] == b[1] end
   local s = {}
   for _, v in ipairs(a) do s[v] = true end
   for _, v in ipairs(b) do if not s[v] then return false end end
@@ -55,13 +59,23 @@ local function sql_error(sql, msg, code)
   error(setmetatable({ sql = sql, msg = msg, code = code }, SqlErrorMT))
 end
 
--- exec(sql, params, expect): runs one statement (or writes it, offline); raises a SQL error keeping the statement.
--- expect: the number of rows the statement must change.
-function Runner:exec(sql, params, expect)
+-- exec(sql, params, expect, plain): runs one statement (or writes it, offline); raises a SQL error keeping the
+-- statement. expect: the number of rows the statement must change. plain: the SQL is luamig's own, with only ?
+-- placeholders and no quotes or comments.
+function Runner:exec(sql, params, expect, plain)
   if self.emit then
-    local text, err = sql_text.inline(sql, params, function(v) return self.dialect:literal(v) end)
-    if not text then sql_error(sql, err, 0) end
-    self.emit(text .. ";\n")
+    if params then
+      local text, err
+      if plain then
+        text = sql_text.inline_plain(sql, params, self.literal)
+      else
+        text, err = sql_text.inline(sql, params, self.literal)
+        if not text then sql_error(sql, err, 0) end
+      end
+      sql = text
+    end
+    self.emit(sql)
+    self.emit(";\n")
     return 0
   end
   local ok, msg, code, failing = self.conn:exec(sql, params)
@@ -87,7 +101,7 @@ end
 
 -- heads() -> the version rows of the database (sorted), or nil, message
 function Runner:heads()
-  if self.emit then return sorted_copy(self.offline_heads) end
+  if self.emit then return self.offline_heads end
   local rows, err = vt.read(self.conn, self.dialect, self.cfg.version_table)
   if not rows then return nil, format("cannot read the version table %s: %s", self.cfg.version_table, err) end
   return rows
@@ -136,6 +150,19 @@ end
 
 local function join_heads(list)
   return #list == 0 and "<base>" or concat(list, ", ")
+end
+
+-- The `op` object migrations receive: one per runner, its statements going through this runner.
+function Runner:op()
+  if not self.op_object then
+    self.op_object = op_api.new({
+      dialect = self.dialect,
+      run = function(o) return self:run_op(o) end,
+      bind = self:bind(),
+      naming_convention = self.cfg.naming_convention,
+    })
+  end
+  return self.op_object
 end
 
 -- Target resolution -------------------------------------------------------------------------------------------
@@ -280,28 +307,37 @@ end
 
 -- Running steps ----------------------------------------------------------------------------------------------
 
+-- The file of the migration running now, for error_handler.
+local running_chunk
+
 -- Where in the migration file an error happened: the innermost stack level running that file.
-local function error_handler(rev)
-  local chunk = "@" .. rev.shown
-  return function(e)
-    local line
-    for level = 2, 200 do
-      local info = getinfo(level, "Sl")
-      if not info then break end
-      if info.source == chunk then
-        line = info.currentline
-        break
-      end
+local function error_handler(e)
+  local line
+  for level = 2, 200 do
+    local info = getinfo(level, "Sl")
+    if not info then break end
+    if info.source == running_chunk then
+      line = info.currentline
+      break
     end
-    return { err = e, line = line, traceback = traceback(type(e) == "string" and e or tostring(e), 2) }
   end
+  return { err = e, line = line, traceback = traceback(type(e) == "string" and e or tostring(e), 2) }
 end
 
+-- step_label(direction, id, r) -> "upgrade a -> b" / "downgrade b -> a", made once per revision and direction
+local labels = { upgrade = setmetatable({}, { __mode = "k" }), downgrade = setmetatable({}, { __mode = "k" }) }
+
 local function step_label(direction, id, r)
-  if direction == "upgrade" then
-    return format("upgrade %s -> %s", join_heads(r.down_revisions), id)
+  local l = labels[direction][r]
+  if not l then
+    if direction == "upgrade" then
+      l = format("upgrade %s -> %s", join_heads(r.down_revisions), id)
+    else
+      l = format("downgrade %s -> %s", id, join_heads(r.down_revisions))
+    end
+    labels[direction][r] = l
   end
-  return format("downgrade %s -> %s", id, join_heads(r.down_revisions))
+  return l
 end
 
 function Runner:ensure_tables()
@@ -312,14 +348,20 @@ end
 
 -- The version-table change and the luamig_history row of one step (or stamp).
 function Runner:record(old, new, row)
-  for _, st in ipairs(vt.change_sql(self.dialect, self.cfg.version_table, old, new)) do
-    self:exec(st.sql, st.params, st.expect)
-  end
-  row.version_table = self.cfg.version_table
+  local table_name = self.cfg.version_table
+  row.version_table = table_name
   row.luamig_version = core.version
-  row.applied_at = self.emit and schema.text("CURRENT_TIMESTAMP") or os.date("!%Y-%m-%d %H:%M:%S")
+  if self.emit then
+    self.emit(vt.change_text(self.dialect, table_name, old, new))
+    self.emit(vt.history_text(self.dialect, table_name, row))
+    return
+  end
+  for _, st in ipairs(vt.change_sql(self.dialect, table_name, old, new)) do
+    self:exec(st.sql, st.params, st.expect, true)
+  end
+  row.applied_at = os.date("!%Y-%m-%d %H:%M:%S")
   local h = vt.history_sql(self.dialect, row)
-  self:exec(h.sql, h.params)
+  self:exec(h.sql, h.params, nil, true)
 end
 
 -- Formats a failure inside a step as one line naming the step, the file and line, and the statement.
@@ -336,66 +378,81 @@ local function describe_failure(label, r, e)
   return format("%s failed%s: %s", label, where and (" at " .. where) or "", text)
 end
 
+-- Ends a failed step: rolls its transaction back (online, when the step owns it) and returns nil, error.
+function Runner:step_failed(msg, details)
+  if not self.outer_tx and not self.emit then
+    local rok, rmsg = self.conn:exec("ROLLBACK")
+    if not rok then
+      details = details or {}
+      details[#details + 1] = "ROLLBACK failed too: " .. tostring(rmsg)
+    end
+  end
+  return nil, { msg = msg, details = details }
+end
+
+local function ensure_tables_of(self) self:ensure_tables() end
+local function error_text(e) return e end
+
 -- run_step(id, direction, expected) -> new heads; or "replan", heads_now; or nil, error {msg, details}
 function Runner:run_step(id, direction, expected)
   local r = self.graph:get(id)
-  local outer = self.outer_tx
+  local outer, emit = self.outer_tx, self.emit
   local label = step_label(direction, id, r)
   local t0 = core.clock()
-  if self.emit then self.emit(format("-- %s, %s\n\n", label, r.message)) end
+  if emit then emit(format("-- %s, %s\n\n", label, r.message)) end
   if not outer then
     local ok, msg = self:tx("BEGIN")
     if not ok then return nil, { msg = format("cannot start a transaction for %s: %s", label, msg) } end
   end
-  local function fail(msg, details)
-    if not outer and not self.emit then
-      local rok, rmsg = self.conn:exec("ROLLBACK")
-      if not rok then
-        details = details or {}
-        details[#details + 1] = "ROLLBACK failed too: " .. tostring(rmsg)
-      end
+  if not self.tables_ready then
+    local tok, terr = xpcall(ensure_tables_of, error_text, self)
+    if not tok then
+      return self:step_failed(format("cannot create the version table %s: %s", self.cfg.version_table, tostring(terr)))
     end
-    return nil, { msg = msg, details = details }
   end
-  local tok, terr = xpcall(function() self:ensure_tables() end, function(e) return e end)
-  if not tok then return fail(format("cannot create the version table %s: %s", self.cfg.version_table, tostring(terr))) end
-  local heads_now, herr = self:heads()
-  if not heads_now then return fail(herr) end
-  if not same_set(heads_now, expected) then
-    if not outer then self.conn:exec("ROLLBACK") end
-    return "replan", heads_now
+  local heads_now = expected
+  if not emit then
+    -- another runner may have moved the database since the plan was made: re-read inside the transaction
+    local herr
+    heads_now, herr = self:heads()
+    if not heads_now then return self:step_failed(herr) end
+    if not same_set(heads_now, expected) then
+      if not outer then self.conn:exec("ROLLBACK") end
+      return "replan", heads_now
+    end
   end
-  local op = op_api.new({
-    dialect = self.dialect,
-    run = function(o) return self:run_op(o) end,
-    bind = self:bind(),
-    naming_convention = self.cfg.naming_convention,
-  })
   local fn = direction == "upgrade" and r.module.upgrade or r.module.downgrade
-  local ok, e = xpcall(fn, error_handler(r), op)
+  running_chunk = r.chunkname or ("@" .. r.shown)
+  local ok, e = xpcall(fn, error_handler, self:op())
+  running_chunk = nil
   local new_heads
   if ok then
-    ok, e = xpcall(function()
-      new_heads = self.graph:heads_after(heads_now, id, direction)
-      self:record(heads_now, new_heads, { revision = id, down_revision = concat(r.down_revisions, ","),
-        direction = direction, status = "applied", message = r.message:sub(1, 255), filename = r.shown:sub(-255),
-        checksum = r.checksum, duration_ms = not self.emit and floor((core.clock() - t0) * 1000 + 0.5) or nil })
-    end, function(err) return { err = err, traceback = traceback(tostring(err), 2) } end)
+    new_heads = self.graph:heads_after(heads_now, id, direction)
+    ok, e = xpcall(self.record, error_handler, self, heads_now, new_heads, { revision = id,
+      down_revision = #r.down_revisions == 1 and r.down_revisions[1] or concat(r.down_revisions, ","),
+      direction = direction, status = "applied",
+      message = #r.message > 255 and r.message:sub(1, 255) or r.message,
+      filename = #r.shown > 255 and r.shown:sub(-255) or r.shown, checksum = r.checksum,
+      duration_ms = not emit and floor((core.clock() - t0) * 1000 + 0.5) or nil,
+      version_table = false, luamig_version = false, applied_at = false })
   end
   if not ok then
     local details = { outer and "The whole run was rolled back; the database is as it was before it."
       or format("Rolled back: the database is as it was before %s.", id) }
-    if self.emit then details = nil end
+    if emit then details = nil end
     if self.verbose and details then details[#details + 1] = e.traceback end
-    return fail(describe_failure(label, r, e), details)
+    return self:step_failed(describe_failure(label, r, e), details)
   end
   if not outer then
     local cok, cmsg = self:tx("COMMIT")
-    if not cok then return fail(format("%s: COMMIT failed: %s", label, cmsg)) end
+    if not cok then return self:step_failed(format("%s: COMMIT failed: %s", label, cmsg)) end
   end
-  if self.emit then self.offline_heads = new_heads end
-  local ms = floor((core.clock() - t0) * 1000 + 0.5)
-  self.progress(self.emit and format("%s, %s", label, r.message) or format("%s, %s (%d ms)", label, r.message, ms))
+  if emit then
+    self.offline_heads = new_heads
+    self.progress(label .. ", " .. r.message)
+  else
+    self.progress(format("%s, %s (%d ms)", label, r.message, floor((core.clock() - t0) * 1000 + 0.5)))
+  end
   return new_heads
 end
 

@@ -4,22 +4,27 @@ local core = require("luamig.core")
 local path = require("luamig.path")
 
 local type, ipairs, format, setmetatable, pcall, load = type, ipairs, string.format, setmetatable, pcall, load
-local sort, gsub, tostring = table.sort, string.gsub, tostring
+local sort, gsub, find, tostring = table.sort, string.gsub, string.find, tostring
 
 -- A file's environment reads the standard globals but writes into its own table, so nothing leaks between files.
+local SANDBOX_MT = { __index = _G }
+
 local function sandbox()
-  return setmetatable({}, { __index = _G })
+  return setmetatable({}, SANDBOX_MT)
 end
 
 -- checksum(src) -> SHA-256 hex of the text with CRLF line endings normalised to LF.
 local function checksum(src)
-  return core.sha256((gsub(src, "\r\n", "\n")))
+  if find(src, "\r", 1, true) then src = gsub(src, "\r\n", "\n") end
+  return core.sha256(src)
 end
 
 local ILLEGAL = "[@%-%+:%s]"
 
+local EMPTY = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
 local function string_list(v, what, shown)
-  if v == nil then return {} end
+  if v == nil then return EMPTY end
   if type(v) == "string" then return { v } end
   if type(v) ~= "table" then return nil, format("%s: %s must be nil, a string or a list of strings", shown, what) end
   local out = {}
@@ -45,10 +50,18 @@ end
 -- record: { revision, down_revisions, branch_labels, depends_on, transactional, message, path, shown, checksum, module }
 local function load_file(abs)
   local shown = path.display(abs)
-  local src, err = path.read_file(abs)
-  if not src then return nil, format("cannot read migration file %s: %s", shown, err) end
-  local m, lerr = run_chunk(src, shown)
-  if lerr then return nil, lerr end
+  local chunkname = "@" .. shown
+  local fn, sum, first_line = core.load_migration(abs, chunkname, sandbox())
+  if not fn then
+    if sum and sum:find("^" .. abs:gsub("%p", "%%%0")) then
+      return nil, format("cannot read migration file %s: %s", shown, sum:sub(#abs + 3))
+    end
+    return nil, format("cannot load %s", tostring(sum))
+  end
+  local ok, m = pcall(fn)
+  if not ok then
+    return nil, format("error while running %s: %s", shown, type(m) == "string" and m or tostring(m))
+  end
   if type(m) ~= "table" then
     return nil, format("%s: a migration file must return a table (got %s)", shown, type(m))
   end
@@ -56,7 +69,7 @@ local function load_file(abs)
   if type(rev) ~= "string" or rev == "" then
     return nil, format("%s: 'revision' must be a non-empty string", shown)
   end
-  if rev:find(ILLEGAL) then
+  if find(rev, ILLEGAL) then
     return nil, format("%s: revision id '%s' contains one of the illegal characters @ - + : or white space", shown, rev)
   end
   if #rev > 32 then return nil, format("%s: revision id '%s' is longer than 32 characters", shown, rev) end
@@ -71,11 +84,14 @@ local function load_file(abs)
   end
   if type(m.upgrade) ~= "function" then return nil, format("%s: 'upgrade' must be a function", shown) end
   if type(m.downgrade) ~= "function" then return nil, format("%s: 'downgrade' must be a function", shown) end
-  local message = src:match("^%-%-%-[ \t]*([^\r\n]*)") or (type(m.message) == "string" and m.message) or ""
+  local message = first_line
+  if message == "" and type(m.message) == "string" then message = m.message end
   return {
     revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps,
-    transactional = m.transactional ~= false, message = message, path = abs, shown = shown,
-    checksum = checksum(src), module = m,
+    transactional = m.transactional ~= false, message = message, path = abs, shown = shown, chunkname = chunkname,
+    checksum = sum, module = m,
+    -- filled in by the revision graph; declared here so the record is allocated at its full size once
+    index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
   }
 end
 

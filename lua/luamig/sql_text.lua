@@ -3,7 +3,8 @@
 local lpeg = require("lpeg")
 
 local P, R, S, C, Cs, Ct, Cp = lpeg.P, lpeg.R, lpeg.S, lpeg.C, lpeg.Cs, lpeg.Ct, lpeg.Cp
-local format, tonumber = string.format, tonumber
+local format, tonumber, concat, setmetatable = string.format, tonumber, table.concat, setmetatable
+local find, gsub, type = string.find, string.gsub, type
 
 local single = P("'") * (P("''") + (1 - P("'"))) ^ 0 * P("'") ^ -1
 local double = P('"') * (P('""') + (1 - P('"'))) ^ 0 * P('"') ^ -1
@@ -18,40 +19,85 @@ end)
 local opaque = single + double + line_comment + block_comment + dollar
 local ident = (R("az", "AZ", "09") + P("_")) ^ 1
 
+-- The placeholder grammar is compiled once; the values of the call in progress live in these upvalues.
+local cur_params, cur_literal, cur_pos, cur_err
+
+local function positional(num)
+  local k = num ~= "" and tonumber(num) or nil
+  if not k then
+    cur_pos = cur_pos + 1
+    k = cur_pos
+  end
+  local v = cur_params[k]
+  if v == nil and k > #cur_params then
+    cur_err = cur_err or format("the SQL has more ? placeholders than the %d values given", #cur_params)
+    return "NULL"
+  end
+  return cur_literal(v)
+end
+
+local function named(name)
+  local v = cur_params[name]
+  if v == nil then
+    cur_err = cur_err or format("no value given for parameter :%s", name)
+    return "NULL"
+  end
+  return cur_literal(v)
+end
+
+local placeholder = (P("?") * C(R("09") ^ 0)) / positional + (P(":") * C(ident)) / named
+-- Runs of characters that can start nothing are taken whole first: most of a statement is such a run.
+local plain = (1 - S("'\"-/$?:")) ^ 1
+local inliner = Cs((plain + opaque + P("::") + placeholder + 1) ^ 0)
+
 -- inline(sql, params, literal) -> sql with each ? / ?NNN / :name replaced by literal(value); or nil, message
 local function inline(sql, params, literal)
   if params == nil then return sql end
-  local pos, err = 0, nil
-  local function positional(num)
-    local k = num ~= "" and tonumber(num) or nil
-    if not k then
-      pos = pos + 1
-      k = pos
-    end
-    local v = params[k]
-    if v == nil and k > #params then
-      err = err or format("the SQL has more ? placeholders than the %d values given", #params)
-      return "NULL"
-    end
-    return literal(v)
-  end
-  local function named(name)
-    local v = params[name]
-    if v == nil then
-      err = err or format("no value given for parameter :%s", name)
-      return "NULL"
-    end
-    return literal(v)
-  end
-  local placeholder = (P("?") * C(R("09") ^ 0)) / positional + (P(":") * C(ident)) / named
-  local pat = Cs((opaque + P("::") + placeholder + 1) ^ 0)
-  local out = pat:match(sql)
+  cur_params, cur_literal, cur_pos, cur_err = params, literal, 0, nil
+  local out = inliner:match(sql)
+  local err = cur_err
+  cur_params, cur_literal = nil, nil
   if err then return nil, err end
   return out
 end
 
+-- inline_plain(sql, params, literal): the same for SQL known to hold no quotes, comments or :names (luamig's own
+-- bookkeeping statements): every ? is a placeholder.
+local plain_pieces = setmetatable({}, { __mode = "k" })
+
+local function inline_plain(sql, params, literal)
+  local pieces = plain_pieces[sql]
+  if not pieces then
+    pieces = {}
+    local start = 1
+    while true do
+      local q = sql:find("?", start, true)
+      if not q then break end
+      pieces[#pieces + 1] = sql:sub(start, q - 1)
+      start = q + 1
+    end
+    pieces[#pieces + 1] = sql:sub(start)
+    plain_pieces[sql] = pieces
+  end
+  local out = { pieces[1] }
+  local n = 1
+  for k = 2, #pieces do
+    local v = params[k - 1]
+    if type(v) == "string" then
+      -- the common case, written here rather than through the dialect: a quoted string literal
+      if find(v, "'", 1, true) then v = gsub(v, "'", "''") end
+      out[n + 1] = "'" .. v .. "'"
+    else
+      out[n + 1] = literal(v)
+    end
+    out[n + 2] = pieces[k]
+    n = n + 2
+  end
+  return concat(out, "", 1, n)
+end
+
 -- split(sql) -> list of statements (without their ";", trimmed, empty ones dropped)
-local stmt_body = (opaque + (1 - P(";"))) ^ 0
+local stmt_body = ((1 - S("'\"-/$;")) ^ 1 + opaque + (1 - P(";"))) ^ 0
 local splitter = Ct((Cp() * stmt_body * Cp() * P(";")) ^ 0 * Cp() * stmt_body * Cp())
 
 local function split(sql)
@@ -64,4 +110,4 @@ local function split(sql)
   return out
 end
 
-return { inline = inline, split = split }
+return { inline = inline, inline_plain = inline_plain, split = split }

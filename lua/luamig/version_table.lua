@@ -3,7 +3,8 @@
 -- Everything here returns statements; the runner executes them inside the migration's own transaction.
 local core = require("luamig.core")
 
-local format, ipairs, sort, concat = string.format, ipairs, table.sort, table.concat
+local format, ipairs, sort, concat, find, gsub = string.format, ipairs, table.sort, table.concat, string.find, string.gsub
+local tostring = tostring
 
 local HISTORY = "luamig_history"
 
@@ -41,7 +42,20 @@ end
 -- change_sql(d, vt, old, new) -> statements moving the rows from the set old to the set new: UPDATE where a row
 -- is replaced, DELETE where one goes, INSERT where one comes. Each UPDATE and DELETE must touch exactly one row
 -- (expect = 1): anything else means the table changed under us.
+local update_sql = {}
+
 local function change_sql(d, vt, old, new)
+  if #old == 1 and #new == 1 then
+    -- one row replaced by one: the step of a linear history
+    if old[1] == new[1] then return {} end
+    local key = d.name .. "\0" .. vt
+    local sql = update_sql[key]
+    if not sql then
+      sql = format("UPDATE %s SET version_num = ? WHERE version_num = ?", d:quote(vt))
+      update_sql[key] = sql
+    end
+    return { { sql = sql, params = { new[1], old[1] }, expect = 1 } }
+  end
   local in_old, in_new = {}, {}
   for _, v in ipairs(old) do in_old[v] = true end
   for _, v in ipairs(new) do in_new[v] = true end
@@ -67,16 +81,67 @@ end
 local HISTORY_COLUMNS = { "version_table", "revision", "down_revision", "direction", "status", "message", "filename",
   "checksum", "applied_at", "duration_ms", "luamig_version" }
 
+local history_insert = {}
+
 local function history_sql(d, row)
-  local marks, params = {}, {}
+  local sql = history_insert[d]
+  if not sql then
+    local marks = {}
+    for i = 1, #HISTORY_COLUMNS do marks[i] = "?" end
+    sql = format("INSERT INTO %s (%s) VALUES (%s)", d:quote(HISTORY), concat(HISTORY_COLUMNS, ", "), concat(marks, ", "))
+    history_insert[d] = sql
+  end
+  local params = {}
   for i, c in ipairs(HISTORY_COLUMNS) do
-    marks[i] = "?"
     local v = row[c]
     if v == nil then v = core.NULL end
     params[i] = v
   end
-  return { sql = format("INSERT INTO %s (%s) VALUES (%s)", d:quote(HISTORY), concat(HISTORY_COLUMNS, ", "), concat(marks, ", ")),
-    params = params }
+  return { sql = sql, params = params }
+end
+
+-- Offline (--sql) bookkeeping written as literal SQL in one concatenation each. q quotes a string.
+local function q(v)
+  if v == nil or v == false then return "NULL" end
+  if find(v, "'", 1, true) then v = gsub(v, "'", "''") end
+  return "'" .. v .. "'"
+end
+
+local text_prefixes = {}
+
+local function prefixes(d, vt)
+  local key = d.name .. "\0" .. vt
+  local p = text_prefixes[key]
+  if not p then
+    p = {
+      update = format("UPDATE %s SET version_num = ", d:quote(vt)),
+      history = format("INSERT INTO %s (%s) VALUES (%s, ", d:quote(HISTORY), concat(HISTORY_COLUMNS, ", "), q(vt)),
+    }
+    text_prefixes[key] = p
+  end
+  return p
+end
+
+-- change_text(d, vt, old, new) -> the statements of change_sql as literal SQL text (each ending in ";\n")
+local function change_text(d, vt, old, new)
+  if #old == 1 and #new == 1 then
+    if old[1] == new[1] then return "" end
+    return prefixes(d, vt).update .. q(new[1]) .. " WHERE version_num = " .. q(old[1]) .. ";\n"
+  end
+  local sql_text = require("luamig.sql_text")
+  local out = {}
+  for _, st in ipairs(change_sql(d, vt, old, new)) do
+    out[#out + 1] = sql_text.inline_plain(st.sql, st.params, function(v) return d:literal(v) end) .. ";\n"
+  end
+  return concat(out)
+end
+
+-- history_text(d, vt, row) -> the luamig_history INSERT as literal SQL text, applied_at = CURRENT_TIMESTAMP
+local function history_text(d, vt, row)
+  return prefixes(d, vt).history .. q(row.revision) .. ", " .. q(row.down_revision) .. ", " .. q(row.direction) .. ", "
+    .. q(row.status) .. ", " .. q(row.message) .. ", " .. q(row.filename) .. ", " .. q(row.checksum)
+    .. ", CURRENT_TIMESTAMP, " .. (row.duration_ms and tostring(row.duration_ms) or "NULL") .. ", " .. q(row.luamig_version)
+    .. ");\n"
 end
 
 -- history(conn, d, vt) -> rows of luamig_history for this version table, newest first ({} without the table)
@@ -88,4 +153,5 @@ local function history(conn, d, vt)
 end
 
 return { create_sql = create_sql, exists = exists, read = read, change_sql = change_sql, history_sql = history_sql,
+  history_text = history_text, change_text = change_text,
   history = history, HISTORY = HISTORY }

@@ -13,8 +13,9 @@ local function offline_runner(ctx, from_spec)
   if not u then return nil, uerr, exitcodes.FAILED end
   local dialect, derr = require("luamig.dialect").get(u.dialect)
   if not dialect then return nil, derr, exitcodes.FAILED end
+  local stdout = io.stdout
   local runner = runtime.new({ graph = graph, cfg = ctx._cfg, dialect = dialect, verbose = ctx.verbose,
-    emit = function(s) io.stdout:write(s) end, heads = {}, progress = function(line) ctx:info(line) end })
+    emit = function(s) stdout:write(s) end, heads = {}, progress = function(line) ctx:info(line) end })
   local from_db = from_spec ~= nil and from_spec ~= "" and from_spec ~= "base"
   if from_db then
     local heads, herr = runner:resolve_upgrade(from_spec, {})

@@ -3,7 +3,7 @@
 local schema = require("luamig.schema")
 
 local format, concat, type, ipairs, error, tostring = string.format, table.concat, type, ipairs, error, tostring
-local gsub, upper, math_type = string.gsub, string.upper, math.type
+local gsub, find, upper, math_type = string.gsub, string.find, string.upper, math.type
 
 local Base = {}
 Base.__index = Base
@@ -31,10 +31,18 @@ function Base:extend(overrides)
 end
 
 -- quote(name): the name as is when it is a plain lower-case identifier, else double-quoted with quotes doubled.
+local needs_quotes = setmetatable({}, { __index = function(t, name)
+  local v = find(name, "[^a-z0-9_]") ~= nil or find(name, "^[0-9]") ~= nil or RESERVED[name] == true
+  t[name] = v
+  return v
+end })
+
 function Base:quote(name)
-  name = schema.name_of(name)
-  if type(name) ~= "string" then error("a SQL name must be a string, got " .. type(name), 0) end
-  if name:match("^[a-z_][a-z0-9_]*$") and not RESERVED[name] then return name end
+  if type(name) ~= "string" then
+    name = schema.name_of(name)
+    if type(name) ~= "string" then error("a SQL name must be a string, got " .. type(name), 0) end
+  end
+  if not needs_quotes[name] then return name end
   return '"' .. gsub(name, '"', '""') .. '"'
 end
 
@@ -45,14 +53,18 @@ function Base:quote_list(names)
 end
 
 function Base:string_literal(s)
-  return "'" .. gsub(s, "'", "''") .. "'"
+  if find(s, "'", 1, true) then s = gsub(s, "'", "''") end
+  return "'" .. s .. "'"
 end
 
 -- literal(v): a SQL literal for a Lua value (op.inline_literal, server defaults, offline SQL).
 function Base:literal(v)
   local tv = type(v)
+  if tv == "string" then
+    if find(v, "'", 1, true) then v = gsub(v, "'", "''") end
+    return "'" .. v .. "'"
+  end
   if v == nil or v == schema.NULL then return "NULL" end
-  if tv == "string" then return self:string_literal(v) end
   if tv == "boolean" then return v and self.TRUE or self.FALSE end
   if tv == "number" then
     if math_type(v) == "integer" then return tostring(v) end

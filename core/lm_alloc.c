@@ -1,0 +1,133 @@
+/*
+ * The allocator behind lm_new_state. Lua allocates and frees many small objects (strings, tables, closures) and
+ * always tells the allocator the size of the block it frees or resizes, so size classes of 16 bytes with a free list
+ * each serve them with a pointer push or pop. Memory freed to a class stays with it until the state is closed.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "lm_alloc.h"
+
+#define LM_GRAIN 16
+#define LM_SMALL_MAX 256
+#define LM_CLASSES (LM_SMALL_MAX / LM_GRAIN)
+#define LM_SLAB_SIZE (64 * 1024)
+
+typedef struct lm_free {
+  struct lm_free *next;
+} lm_free;
+
+typedef struct lm_slab {
+  struct lm_slab *next;
+} lm_slab;
+
+typedef struct {
+  lm_free *free[LM_CLASSES];
+  lm_slab *slabs;
+  char *cursor; /* the unused tail of the newest slab */
+  char *limit;
+} lm_pool;
+
+static size_t class_of(size_t n) {
+  return (n + LM_GRAIN - 1) / LM_GRAIN - 1;
+}
+
+static void *pool_get(lm_pool *p, size_t n) {
+  size_t c = class_of(n);
+  size_t size = (c + 1) * LM_GRAIN;
+  lm_free *f = p->free[c];
+  if (f) {
+    p->free[c] = f->next;
+    return f;
+  }
+  if ((size_t)(p->limit - p->cursor) < size) {
+    /* the slab header is padded to the grain so blocks stay 16-byte aligned */
+    lm_slab *s = (lm_slab *)malloc(LM_SLAB_SIZE);
+    if (s == NULL) return NULL;
+    s->next = p->slabs;
+    p->slabs = s;
+    p->cursor = (char *)s + LM_GRAIN;
+    p->limit = (char *)s + LM_SLAB_SIZE;
+  }
+  f = (lm_free *)p->cursor;
+  p->cursor += size;
+  return f;
+}
+
+static void pool_put(lm_pool *p, void *ptr, size_t n) {
+  lm_free *f = (lm_free *)ptr;
+  size_t c = class_of(n);
+  f->next = p->free[c];
+  p->free[c] = f;
+}
+
+static void *lm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  lm_pool *p = (lm_pool *)ud;
+  int small_old = ptr != NULL && osize <= LM_SMALL_MAX;
+  void *np;
+  if (nsize == 0) {
+    if (ptr == NULL) return NULL;
+    if (small_old)
+      pool_put(p, ptr, osize);
+    else
+      free(ptr);
+    return NULL;
+  }
+  if (ptr == NULL) {
+    /* osize is then a type tag, not a size */
+    return nsize <= LM_SMALL_MAX ? pool_get(p, nsize) : malloc(nsize);
+  }
+  if (small_old) {
+    if (nsize <= LM_SMALL_MAX && class_of(nsize) == class_of(osize)) return ptr;
+    np = nsize <= LM_SMALL_MAX ? pool_get(p, nsize) : malloc(nsize);
+    if (np == NULL) return NULL;
+    memcpy(np, ptr, osize < nsize ? osize : nsize);
+    pool_put(p, ptr, osize);
+    return np;
+  }
+  if (nsize <= LM_SMALL_MAX) {
+    np = pool_get(p, nsize);
+    if (np == NULL) return NULL;
+    memcpy(np, ptr, nsize);
+    free(ptr);
+    return np;
+  }
+  return realloc(ptr, nsize);
+}
+
+static int panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  lua_writestringerror("luamig: unprotected error in Lua: %s\n", msg ? msg : "(error object is not a string)");
+  return 0;
+}
+
+lua_State *lm_new_state(void) {
+  lm_pool *p = (lm_pool *)calloc(1, sizeof *p);
+  lua_State *L;
+  if (p == NULL) return NULL;
+  L = lua_newstate(lm_alloc, p);
+  if (L == NULL) {
+    free(p);
+    return NULL;
+  }
+  lua_atpanic(L, panic);
+  lua_setwarnf(L, NULL, NULL);
+  return L;
+}
+
+void lm_close_state(lua_State *L) {
+  void *ud = NULL;
+  lm_pool *p;
+  lm_slab *s;
+  if (L == NULL) return;
+  lua_getallocf(L, &ud);
+  lua_close(L);
+  p = (lm_pool *)ud;
+  s = p->slabs;
+  while (s) {
+    lm_slab *next = s->next;
+    free(s);
+    s = next;
+  }
+  free(p);
+}

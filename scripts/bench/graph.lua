@@ -1,0 +1,86 @@
+-- Graph operations on generated histories: 1,000, 10,000 and 100,000 revisions, a linear history with a
+-- branch/merge pair every 100 revisions (100 pairs at 10,000). Times `luamig heads` and `luamig upgrade head --sql`
+-- (median of 5 after a warm-up) and reports how each grows from one size to the next (linear = 10x).
+-- usage: lua5.4 scripts/bench/graph.lua LUAMIG_BINARY [SIZES...]
+local lib = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib.lua")
+
+local bin = assert(arg[1], "usage: graph.lua LUAMIG_BINARY [SIZES...]")
+local sizes = {}
+for i = 2, #arg do sizes[#sizes + 1] = tonumber(arg[i]) end
+if #sizes == 0 then sizes = { 1000, 10000, 100000 } end
+
+-- generate(dir, n): n revisions; every 100th starts two 3-revision lines that the next revision merges.
+local function generate(dir, n)
+  os.execute("rm -rf " .. lib.q(dir) .. " && mkdir -p " .. lib.q(dir .. "/versions"))
+  local prev = nil
+  local i = 0
+  local function id(k) return string.format("%012x", k) end
+  local function write(rev, downs, body)
+    local down
+    if #downs == 0 then down = "nil"
+    elseif #downs == 1 then down = string.format("%q", downs[1])
+    else down = string.format("{ %q, %q }", downs[1], downs[2]) end
+    local f = assert(io.open(dir .. "/versions/" .. rev .. ".lua", "w"))
+    f:write(string.format([[
+--- step %s
+local t = require("luamig.types")
+return {
+  revision = %q,
+  down_revision = %s,
+  upgrade = function(op)
+    op.create_table("t_%s", { { "id", t.integer, primary_key = true }, { "v", t.text } })
+  end,
+  downgrade = function(op)
+    op.drop_table("t_%s")
+  end,
+}
+]], rev, rev, down, rev, rev))
+    f:close()
+  end
+  while i < n do
+    i = i + 1
+    if i % 100 == 0 and i + 7 <= n then
+      local base = prev
+      local a, b = base, base
+      for k = 1, 3 do
+        i = i + 1
+        local ra = id(i)
+        write(ra, { a }, "")
+        a = ra
+        i = i + 1
+        local rb = id(i)
+        write(rb, { b }, "")
+        b = rb
+      end
+      i = i + 1
+      local m = id(i)
+      write(m, { a, b }, "")
+      prev = m
+    else
+      local r = id(i)
+      write(r, prev and { prev } or {}, "")
+      prev = r
+    end
+  end
+  return n
+end
+
+local results = {}
+local tmp = os.getenv("TMPDIR") or "/tmp"
+for _, n in ipairs(sizes) do
+  local dir = string.format("%s/luamig-bench-graph-%d", tmp, n)
+  generate(dir, n)
+  local runs = n >= 100000 and 3 or 5
+  local heads, heads_rss = lib.time(string.format("cd %s && %s heads", lib.q(dir), lib.q(bin)), runs)
+  local sql, sql_rss = lib.time(string.format("cd %s && %s upgrade head --sql", lib.q(dir), lib.q(bin)), runs)
+  results[#results + 1] = { n = n, heads = heads, sql = sql, rss = math.max(heads_rss, sql_rss) }
+  os.execute("rm -rf " .. lib.q(dir))
+end
+
+print(string.format("%-12s %12s %12s %14s %12s %10s", "revisions", "heads", "growth", "upgrade --sql", "growth", "peak RSS"))
+for i, r in ipairs(results) do
+  local prev = results[i - 1]
+  local g1 = prev and string.format("%.1fx", r.heads / prev.heads) or "-"
+  local g2 = prev and string.format("%.1fx", r.sql / prev.sql) or "-"
+  print(string.format("%-12d %12s %12s %14s %12s %8d KB", r.n, lib.fmt_s(r.heads), g1, lib.fmt_s(r.sql), g2, r.rss))
+end
