@@ -2,25 +2,37 @@
  * SHA-256 (GNU Nettle) for the checksums of applied migration files, and the one-pass loader of migration files
  * that reads, hashes and compiles them.
  */
-#include <stdio.h>
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <nettle/sha2.h>
 #include "lm_core.h"
 
 #define LM_FILEBOX "luamig.filebox"
 
-/* A FILE anchored in a userdata, so that it is closed even if a Lua error is raised while it is open. */
+/* A file descriptor anchored in a userdata, so that it is closed even if a Lua error is raised while it is open. */
 typedef struct {
-  FILE *f;
+  int fd;
 } lm_filebox;
 
 static int filebox_gc(lua_State *L) {
   lm_filebox *b = (lm_filebox *)luaL_checkudata(L, 1, LM_FILEBOX);
-  if (b->f) {
-    fclose(b->f);
-    b->f = NULL;
+  if (b->fd >= 0) {
+    close(b->fd);
+    b->fd = -1;
   }
   return 0;
+}
+
+/* Pushes nil, "path: strerror(e)", e and returns 3 (the luaL_fileresult shape). */
+static int file_error(lua_State *L, const char *path, int e) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", path, strerror(e));
+  lua_pushinteger(L, e);
+  return 3;
 }
 
 
@@ -61,31 +73,36 @@ static int lm_load_migration(lua_State *L) {
   struct sha256_ctx ctx;
   char out[2 * SHA256_DIGEST_SIZE];
   lm_filebox *fb;
+  struct stat st;
   luaL_Buffer b;
   size_t len, start, end;
   const char *src, *msg;
   int has_cr = 0;
   luaL_checktype(L, 3, LUA_TTABLE);
   fb = (lm_filebox *)lua_newuserdatauv(L, sizeof *fb, 0);
-  fb->f = NULL;
+  fb->fd = -1;
   luaL_setmetatable(L, LM_FILEBOX);
-  fb->f = fopen(path, "rb");
-  if (fb->f == NULL) return luaL_fileresult(L, 0, path);
-  luaL_buffinit(L, &b);
-  for (;;) {
-    char *p = luaL_prepbuffsize(&b, LUAL_BUFFERSIZE);
-    size_t n = fread(p, 1, LUAL_BUFFERSIZE, fb->f);
-    luaL_addsize(&b, n);
-    if (n < LUAL_BUFFERSIZE) break;
+  fb->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fb->fd < 0) return file_error(L, path, errno);
+  if (fstat(fb->fd, &st) != 0) return file_error(L, path, errno);
+  if (S_ISDIR(st.st_mode)) return file_error(L, path, EISDIR);
+  /* the file as fstat saw it: one read for its size (a short read is retried, an early EOF ends it) */
+  {
+    size_t size = (size_t)st.st_size, got = 0;
+    char *p = luaL_buffinitsize(L, &b, size > 0 ? size : 1);
+    while (got < size) {
+      ssize_t n = read(fb->fd, p + got, size - got);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return file_error(L, path, errno);
+      }
+      if (n == 0) break;
+      got += (size_t)n;
+    }
+    luaL_addsize(&b, got);
   }
-  if (ferror(fb->f)) {
-    luaL_pushresult(&b);
-    fclose(fb->f);
-    fb->f = NULL;
-    return luaL_fileresult(L, 0, path);
-  }
-  fclose(fb->f);
-  fb->f = NULL;
+  close(fb->fd);
+  fb->fd = -1;
   luaL_pushresult(&b);
   src = lua_tolstring(L, -1, &len);
   if (memchr(src, '\r', len) != NULL) has_cr = 1;

@@ -5,10 +5,13 @@
 -- and plans the steps between two sets of heads in Alembic's order. Every query that Alembic answers with a full
 -- ancestor set is answered here by a search pruned by topological index, so large histories stay linear.
 local format, concat, sort, ipairs, pairs, type = string.format, table.concat, table.sort, ipairs, pairs, type
-local setmetatable = setmetatable
+local setmetatable, next, error = setmetatable, next, error
 
 local Graph = {}
 Graph.__index = Graph
+
+-- Shared by every revision without dependencies or labels; never written to.
+local NONE = setmetatable({}, { __newindex = function() error("revision graph: NONE is read-only", 2) end })
 
 local function shown(r) return r.shown or r.revision end
 
@@ -57,7 +60,6 @@ local function new(records)
     end
   end
   for _, r in ipairs(g.list) do
-    local parents = {}
     for _, d in ipairs(r.down_revisions) do
       if d == r.revision then
         return nil, format("%s: revision %s names itself as its down_revision", shown(r), r.revision)
@@ -66,21 +68,27 @@ local function new(records)
         return nil, format("%s: down_revision '%s' of revision %s is not a known revision", shown(r), d, r.revision)
       end
       push(g.children, d, r.revision)
-      parents[#parents + 1] = d
     end
-    local deps = {}
-    for _, d in ipairs(r.depends_on) do
-      local t = g.by_id[d] or g.labels[d]
-      if not t then
-        return nil, format("%s: depends_on '%s' of revision %s is not a known revision or branch label", shown(r), d, r.revision)
+    if #r.depends_on == 0 then
+      -- the common case: the parents are the down_revisions
+      r.dependencies = NONE
+      g.parents[r.revision] = r.down_revisions
+    else
+      local parents, deps = {}, {}
+      for _, d in ipairs(r.down_revisions) do parents[#parents + 1] = d end
+      for _, d in ipairs(r.depends_on) do
+        local t = g.by_id[d] or g.labels[d]
+        if not t then
+          return nil, format("%s: depends_on '%s' of revision %s is not a known revision or branch label", shown(r), d, r.revision)
+        end
+        if t == r then return nil, format("%s: revision %s depends on itself", shown(r), r.revision) end
+        deps[#deps + 1] = t.revision
+        push(g.dependents, t.revision, r.revision)
+        parents[#parents + 1] = t.revision
       end
-      if t == r then return nil, format("%s: revision %s depends on itself", shown(r), r.revision) end
-      deps[#deps + 1] = t.revision
-      push(g.dependents, t.revision, r.revision)
-      parents[#parents + 1] = t.revision
+      r.dependencies = deps
+      g.parents[r.revision] = parents
     end
-    r.dependencies = deps
-    g.parents[r.revision] = parents
   end
   -- Topological order over down_revision and depends_on edges (Kahn); what is left over is in a cycle.
   local indeg = {}
@@ -95,7 +103,15 @@ local function new(records)
     qh = qh + 1
     g.order[#g.order + 1] = id
     g.by_id[id].index = #g.order
-    for _, kids in ipairs({ g.children[id], g.dependents[id] }) do
+    local kids = g.children[id]
+    if kids then
+      for _, c in ipairs(kids) do
+        indeg[c] = indeg[c] - 1
+        if indeg[c] == 0 then queue[#queue + 1] = c end
+      end
+    end
+    kids = g.dependents[id]
+    if kids then
       for _, c in ipairs(kids) do
         indeg[c] = indeg[c] - 1
         if indeg[c] == 0 then queue[#queue + 1] = c end
@@ -136,6 +152,10 @@ function Graph:is_merge_point(id) return #self.by_id[id].down_revisions > 1 end
 -- Branch labels spread to every descendant by down_revision and to the ancestors of the labelled revision down to
 -- (not including) the nearest branch point or merge point, as Alembic does. r.all_labels lists them sorted.
 function Graph:spread_labels()
+  if next(self.labels) == nil then
+    for _, r in ipairs(self.list) do r.all_labels = NONE end
+    return
+  end
   local sets = {}
   local function add(id, l)
     local s = sets[id]
@@ -165,10 +185,15 @@ function Graph:spread_labels()
     end
   end
   for _, r in ipairs(self.list) do
-    local out = {}
-    for l in pairs(sets[r.revision] or {}) do out[#out + 1] = l end
-    sort(out)
-    r.all_labels = out
+    local set = sets[r.revision]
+    if set then
+      local out = {}
+      for l in pairs(set) do out[#out + 1] = l end
+      sort(out)
+      r.all_labels = out
+    else
+      r.all_labels = NONE
+    end
   end
 end
 
@@ -226,7 +251,14 @@ function Graph:descendants(ids)
     stack[#stack] = nil
     if not seen[id] then
       seen[id] = true
-      for _, kids in ipairs({ self.children[id], self.dependents[id] }) do
+      local kids = self.children[id]
+      if kids then
+        for _, c in ipairs(kids) do
+          if not seen[c] then stack[#stack + 1] = c end
+        end
+      end
+      kids = self.dependents[id]
+      if kids then
         for _, c in ipairs(kids) do
           if not seen[c] then stack[#stack + 1] = c end
         end
@@ -240,6 +272,7 @@ end
 -- ancestors of those (Alembic's normalized down revisions).
 function Graph:walk_parents(id)
   local r = self.by_id[id]
+  if r.dependencies == NONE then return r.down_revisions end
   if r._walk_parents then return r._walk_parents end
   local out = {}
   for _, d in ipairs(r.down_revisions) do out[#out + 1] = d end
@@ -375,6 +408,12 @@ end
 
 -- heads_after(heads, id, direction) -> the version rows after applying ("upgrade") or reverting ("downgrade") id.
 function Graph:heads_after(heads, id, direction)
+  local downs = self.by_id[id].down_revisions
+  if #heads == 1 and #downs == 1 and self.by_id[id].dependencies == NONE then
+    -- a step along one line: the row moves from the parent to the child, or back
+    if direction == "upgrade" and heads[1] == downs[1] then return { id } end
+    if direction == "downgrade" and heads[1] == id then return { downs[1] } end
+  end
   local out = {}
   if direction == "upgrade" then
     -- id replaces every head it descends from (a depended-on head included)

@@ -80,7 +80,15 @@ local DEFAULT_CONVENTION = {
 -- conv_name(convention, kind, fields) -> the name, filling %(table)s %(columns)s %(column_0_name)s
 -- %(referred_table)s %(constraint_name)s (and SQLAlchemy's %(table_name)s, %(referred_table_name)s).
 local function conv_name(convention, kind, fields)
-  local tpl = (convention and convention[kind]) or DEFAULT_CONVENTION[kind]
+  local tpl = convention and convention[kind]
+  if not tpl then
+    -- the default convention, spelled out (what the templates of DEFAULT_CONVENTION give)
+    if kind == "pk" then return "pk_" .. fields.table end
+    if kind == "ck" then return "ck_" .. fields.table .. "_" .. fields.name end
+    local cols = #fields.columns == 1 and fields.columns[1] or concat(fields.columns, "_")
+    if kind == "fk" then return "fk_" .. fields.table .. "_" .. cols .. "_" .. fields.reftable end
+    return kind .. "_" .. fields.table .. "_" .. cols
+  end
   local values = {
     table = fields.table, table_name = fields.table,
     columns = fields.columns and concat(fields.columns, "_"),
@@ -203,13 +211,16 @@ local function table_def(name, items, opts)
   elseif #pk_cols > 0 then
     def.primary_key = { name = conv_name(nc, "pk", { table = name }), columns = pk_cols }
   end
-  for _, group in ipairs({ def.uniques, def.indexes, def.foreign_keys }) do
+  local function check_columns(group)
     for _, c in ipairs(group) do
       for _, cn in ipairs(c.columns) do
         if not seen[cn] then error(format("%s: constraint or index '%s' names unknown column '%s'", where, c.name, cn), 0) end
       end
     end
   end
+  if #def.uniques > 0 then check_columns(def.uniques) end
+  if #def.indexes > 0 then check_columns(def.indexes) end
+  if #def.foreign_keys > 0 then check_columns(def.foreign_keys) end
   return def
 end
 

@@ -4,6 +4,7 @@ local core = require("luamig.core")
 local path = require("luamig.path")
 
 local type, ipairs, format, setmetatable, pcall, load = type, ipairs, string.format, setmetatable, pcall, load
+local collectgarbage = collectgarbage
 local sort, gsub, find, tostring = table.sort, string.gsub, string.find, tostring
 
 -- A file's environment reads the standard globals but writes into its own table, so nothing leaks between files.
@@ -118,11 +119,19 @@ local function load_all(dirs)
   local files, err = list_files(dirs)
   if not files then return nil, err end
   local revs = {}
+  -- Loading keeps almost everything it allocates (the garbage is about the size of the files read), while each GC
+  -- cycle would mark the whole growing set of loaded migrations again: collect once afterwards instead.
+  local was_running = collectgarbage("isrunning")
+  collectgarbage("stop")
   for _, f in ipairs(files) do
     local r, lerr = load_file(f)
-    if not r then return nil, lerr end
+    if not r then
+      if was_running then collectgarbage("restart") end
+      return nil, lerr
+    end
     revs[#revs + 1] = r
   end
+  if was_running then collectgarbage("restart") end
   return revs
 end
 

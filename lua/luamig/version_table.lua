@@ -137,11 +137,13 @@ local function change_text(d, vt, old, new)
 end
 
 -- history_text(d, vt, row) -> the luamig_history INSERT as literal SQL text, applied_at = CURRENT_TIMESTAMP
+-- direction, status, checksum (hex) and the luamig version are luamig's own words: no quote to escape in them.
 local function history_text(d, vt, row)
-  return prefixes(d, vt).history .. q(row.revision) .. ", " .. q(row.down_revision) .. ", " .. q(row.direction) .. ", "
-    .. q(row.status) .. ", " .. q(row.message) .. ", " .. q(row.filename) .. ", " .. q(row.checksum)
-    .. ", CURRENT_TIMESTAMP, " .. (row.duration_ms and tostring(row.duration_ms) or "NULL") .. ", " .. q(row.luamig_version)
-    .. ");\n"
+  return prefixes(d, vt).history .. q(row.revision) .. ", " .. q(row.down_revision) .. ", '" .. row.direction .. "', '"
+    .. row.status .. "', " .. q(row.message) .. ", " .. q(row.filename) .. ", "
+    .. (row.checksum and ("'" .. row.checksum .. "'") or "NULL")
+    .. ", CURRENT_TIMESTAMP, " .. (row.duration_ms and tostring(row.duration_ms) or "NULL") .. ", '" .. row.luamig_version
+    .. "');\n"
 end
 
 -- history(conn, d, vt) -> rows of luamig_history for this version table, newest first ({} without the table)

@@ -1,6 +1,7 @@
 -- Graph operations on generated histories: 1,000, 10,000 and 100,000 revisions, a linear history with a
--- branch/merge pair every 100 revisions (100 pairs at 10,000). Times `luamig heads` and `luamig upgrade head --sql`
--- (median of 5 after a warm-up) and reports how each grows from one size to the next (linear = 10x).
+-- branch/merge pair (two 3-revision lines and their merge) in every 100 revisions: 100 pairs at 10,000. Times `luamig heads` and `luamig upgrade head --sql`
+-- (median and best of 9 runs after a warm-up; 3 at 100,000) and how the median grows from one size to the next
+-- (linear = 10x).
 -- usage: lua5.4 scripts/bench/graph.lua LUAMIG_BINARY [SIZES...]
 local lib = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib.lua")
 
@@ -15,6 +16,7 @@ local function generate(dir, n)
   local prev = nil
   local i = 0
   local function id(k) return string.format("%012x", k) end
+  local pairs_made = 0
   local function write(rev, downs, body)
     local down
     if #downs == 0 then down = "nil"
@@ -39,7 +41,7 @@ return {
   end
   while i < n do
     i = i + 1
-    if i % 100 == 0 and i + 7 <= n then
+    if i % 100 == 50 and i + 7 <= n then
       local base = prev
       local a, b = base, base
       for k = 1, 3 do
@@ -56,31 +58,34 @@ return {
       local m = id(i)
       write(m, { a, b }, "")
       prev = m
+      pairs_made = pairs_made + 1
     else
       local r = id(i)
       write(r, prev and { prev } or {}, "")
       prev = r
     end
   end
-  return n
+  return pairs_made
 end
 
 local results = {}
 local tmp = os.getenv("TMPDIR") or "/tmp"
 for _, n in ipairs(sizes) do
   local dir = string.format("%s/luamig-bench-graph-%d", tmp, n)
-  generate(dir, n)
-  local runs = n >= 100000 and 3 or 5
-  local heads, heads_rss = lib.time(string.format("cd %s && %s heads", lib.q(dir), lib.q(bin)), runs)
-  local sql, sql_rss = lib.time(string.format("cd %s && %s upgrade head --sql", lib.q(dir), lib.q(bin)), runs)
-  results[#results + 1] = { n = n, heads = heads, sql = sql, rss = math.max(heads_rss, sql_rss) }
+  local made = generate(dir, n)
+  local runs = n >= 100000 and 3 or 9
+  local heads = lib.time(string.format("cd %s && %s heads", lib.q(dir), lib.q(bin)), runs)
+  local sql = lib.time(string.format("cd %s && %s upgrade head --sql", lib.q(dir), lib.q(bin)), runs)
+  results[#results + 1] = { n = n, pairs = made, heads = heads, sql = sql, rss = math.max(heads.rss, sql.rss) }
   os.execute("rm -rf " .. lib.q(dir))
 end
 
-print(string.format("%-12s %12s %12s %14s %12s %10s", "revisions", "heads", "growth", "upgrade --sql", "growth", "peak RSS"))
+print(string.format("%-9s %5s | %-28s %6s | %-28s %6s | %9s", "revisions", "pairs", "heads: wall (best) cpu",
+  "growth", "upgrade --sql: wall (best) cpu", "growth", "peak RSS"))
 for i, r in ipairs(results) do
   local prev = results[i - 1]
-  local g1 = prev and string.format("%.1fx", r.heads / prev.heads) or "-"
-  local g2 = prev and string.format("%.1fx", r.sql / prev.sql) or "-"
-  print(string.format("%-12d %12s %12s %14s %12s %8d KB", r.n, lib.fmt_s(r.heads), g1, lib.fmt_s(r.sql), g2, r.rss))
+  local function cell(t) return string.format("%s (%s) %s", lib.fmt_s(t.wall), lib.fmt_s(t.best), lib.fmt_s(t.cpu)) end
+  local g1 = prev and string.format("%.1fx", r.heads.wall / prev.heads.wall) or "-"
+  local g2 = prev and string.format("%.1fx", r.sql.wall / prev.sql.wall) or "-"
+  print(string.format("%-9d %5d | %-28s %6s | %-28s %6s | %6d KB", r.n, r.pairs, cell(r.heads), g1, cell(r.sql), g2, r.rss))
 end

@@ -11,26 +11,31 @@ local function now()
   return tonumber(s)
 end
 
--- time(cmd, runs) -> median seconds, max RSS in KB (from /usr/bin/time), over `runs` runs after one warm-up.
+-- time(cmd, runs) -> { wall = median seconds, best = fastest wall seconds, cpu = median user+sys seconds,
+-- rss = max resident KB } over `runs` runs after a warm-up. Wall time on a shared machine includes time the host
+-- gave to others; CPU time is what the command itself cost.
 function M.time(cmd, runs)
   runs = runs or 5
-  local rssfile = os.tmpname()
-  local wrapped = string.format("/usr/bin/time -f %%M -o %s sh -c %s >/dev/null 2>&1", q(rssfile), q(cmd))
+  local statfile = os.tmpname()
+  local wrapped = string.format("/usr/bin/time -f '%%M %%U %%S' -o %s sh -c %s >/dev/null 2>&1", q(statfile), q(cmd))
   assert(os.execute(wrapped), "benchmark command failed: " .. cmd)
-  local times, rss = {}, 0
+  local walls, cpus, rss = {}, {}, 0
   for i = 1, runs do
     local t0 = now()
     local ok = os.execute(wrapped)
-    times[i] = now() - t0
+    walls[i] = now() - t0
     assert(ok, "benchmark command failed: " .. cmd)
-    local f = io.open(rssfile)
-    local kb = tonumber(f:read("l"))
+    local f = io.open(statfile)
+    local kb, user, sys = f:read("n", "n", "n")
     f:close()
+    cpus[i] = user + sys
     if kb > rss then rss = kb end
   end
-  os.remove(rssfile)
-  table.sort(times)
-  return times[(runs + 1) // 2], rss
+  os.remove(statfile)
+  table.sort(walls)
+  table.sort(cpus)
+  local mid = (runs + 1) // 2
+  return { wall = walls[mid], best = walls[1], cpu = cpus[mid], rss = rss }
 end
 
 function M.fmt_s(s)

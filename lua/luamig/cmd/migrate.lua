@@ -14,6 +14,8 @@ local function offline_runner(ctx, from_spec)
   local dialect, derr = require("luamig.dialect").get(u.dialect)
   if not dialect then return nil, derr, exitcodes.FAILED end
   local stdout = io.stdout
+  -- progress goes to stderr; when that is not a terminal, one write per migration is needless in this fast mode
+  if not require("luamig.core").isatty(2) then io.stderr:setvbuf("full") end
   local runner = runtime.new({ graph = graph, cfg = ctx._cfg, dialect = dialect, verbose = ctx.verbose,
     emit = function(s) stdout:write(s) end, heads = {}, progress = function(line) ctx:info(line) end })
   local from_db = from_spec ~= nil and from_spec ~= "" and from_spec ~= "base"
