@@ -176,6 +176,15 @@ describe("#unit revision graph", function()
     assert.same({ "d", "c", "b1", "b2", "a" }, steps(g, "downgrade", "base", { "d" }))
   end)
 
+  it("reverts a merge with -1 (where Alembic refuses an ambiguous walk) but not a longer walk through it", function()
+    local g = graph({ rev("a"), rev("b1", "a"), rev("b2", "a"), rev("c", { "b1", "b2" }), rev("d", "c") })
+    local down = steps(g, "downgrade", "-1", { "c" })
+    assert.same({ "c" }, down)
+    assert.same({ "b1", "b2" }, run(g, "downgrade", down, { "c" }))
+    assert.same({ "d" }, steps(g, "downgrade", "-1", { "d" }))
+    assert.equal("Relative revision -2 is ambiguous: c is a merge of b1, b2", err_of(g, "downgrade", "-2", { "d" }))
+  end)
+
   describe("depends_on across two bases: a1..f1 and a2 -> b2 -> c2 (depends on c1)", function()
     local function dep()
       return graph({ rev("a1"), rev("b1", "a1"), rev("c1", "b1"), rev("d1", "c1"), rev("e1", "d1"), rev("f1", "e1"),
