@@ -102,8 +102,19 @@ static int panic(lua_State *L) {
 }
 
 lua_State *lm_new_state(void) {
-  lm_pool *p = (lm_pool *)calloc(1, sizeof *p);
+  lm_pool *p;
   lua_State *L;
+  const char *choice = getenv("LUAMIG_MALLOC");
+#ifdef LUAMIG_SYSTEM_MALLOC
+  choice = "system";
+#endif
+  if (choice != NULL && strcmp(choice, "system") == 0) {
+    /* every block from malloc, so that ASan and valgrind see each one */
+    L = luaL_newstate();
+    if (L != NULL) lua_setwarnf(L, NULL, NULL);
+    return L;
+  }
+  p = (lm_pool *)calloc(1, sizeof *p);
   if (p == NULL) return NULL;
   L = lua_newstate(lm_alloc, p);
   if (L == NULL) {
@@ -120,7 +131,10 @@ void lm_close_state(lua_State *L) {
   lm_pool *p;
   lm_slab *s;
   if (L == NULL) return;
-  lua_getallocf(L, &ud);
+  if (lua_getallocf(L, &ud) != lm_alloc) {
+    lua_close(L);
+    return;
+  }
   lua_close(L);
   p = (lm_pool *)ud;
   s = p->slabs;
