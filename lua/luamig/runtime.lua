@@ -113,15 +113,7 @@ function Runner:run_op(o)
     if #o.rows == 0 then return end
     local sql, cols = self.dialect:bulk_insert_sql(o)
     if self.emit then
-      for _, row in ipairs(o.rows) do
-        local params = {}
-        for i, c in ipairs(cols) do
-          local v = row[c]
-          if v == nil then v = schema.NULL end
-          params[i] = v
-        end
-        self:exec(sql, params)
-      end
+      for _, row in ipairs(o.rows) do self:exec(sql, schema.values_of(row, cols)) end
       return
     end
     local ok, msg, code, row = self.conn:bulk_insert(sql, cols, o.rows)

@@ -28,6 +28,17 @@ end
 
 local NULL = core.NULL
 
+-- values_of(row, columns) -> the row's values in the order of columns, NULL where the row has none
+local function values_of(row, columns)
+  local out = {}
+  for i, c in ipairs(columns) do
+    local v = row[c]
+    if v == nil then v = NULL end
+    out[i] = v
+  end
+  return out
+end
+
 local function copy_columns(list, what)
   local cols = {}
   if type(list) == "string" then return { list } end
@@ -225,7 +236,7 @@ local function table_def(name, items, opts)
 end
 
 return {
-  text = text, is_text = is_text, f = f, name_of = name_of, NULL = NULL,
+  text = text, is_text = is_text, f = f, name_of = name_of, NULL = NULL, values_of = values_of,
   primary_key = primary_key, unique = unique, foreign_key = foreign_key, check = check, index = index,
   column = column, table_def = table_def, conv_name = conv_name, DEFAULT_CONVENTION = DEFAULT_CONVENTION,
 }

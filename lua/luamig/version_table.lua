@@ -1,7 +1,7 @@
 -- luamig's own tables: the version table (Alembic's shape: version_num VARCHAR(32) PRIMARY KEY, one row per head)
 -- and luamig_history (one row per applied, reverted or stamped revision with its checksum and duration).
 -- Everything here returns statements; the runner executes them inside the migration's own transaction.
-local core = require("luamig.core")
+local schema = require("luamig.schema")
 
 local format, ipairs, sort, concat, find, gsub = string.format, ipairs, table.sort, table.concat, string.find, string.gsub
 local tostring = tostring
@@ -91,13 +91,7 @@ local function history_sql(d, row)
     sql = format("INSERT INTO %s (%s) VALUES (%s)", d:quote(HISTORY), concat(HISTORY_COLUMNS, ", "), concat(marks, ", "))
     history_insert[d] = sql
   end
-  local params = {}
-  for i, c in ipairs(HISTORY_COLUMNS) do
-    local v = row[c]
-    if v == nil then v = core.NULL end
-    params[i] = v
-  end
-  return { sql = sql, params = params }
+  return { sql = sql, params = schema.values_of(row, HISTORY_COLUMNS) }
 end
 
 -- Offline (--sql) bookkeeping written as literal SQL in one concatenation each. q quotes a string.
