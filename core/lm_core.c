@@ -14,6 +14,7 @@ int luaopen_luamig_core(lua_State *L) {
   lm_hash_register(L);
   lm_ulid_register(L);
   lm_sys_register(L);
+  lm_pg_register(L);
   lua_pushlightuserdata(L, &lm_null_sentinel);
   lua_setfield(L, -2, "NULL");
   lua_pushliteral(L, LUAMIG_VERSION_STRING);

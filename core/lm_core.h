@@ -10,6 +10,7 @@ void lm_sqlite_register(lua_State *L);
 void lm_hash_register(lua_State *L);
 void lm_ulid_register(lua_State *L);
 void lm_sys_register(lua_State *L);
+void lm_pg_register(lua_State *L);
 
 /* Fills buf with n bytes from the kernel's CSPRNG; 0 on success. */
 int lm_random_bytes(unsigned char *buf, size_t n);

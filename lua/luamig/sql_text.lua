@@ -61,6 +61,47 @@ local function inline(sql, params, literal)
   return out
 end
 
+-- numbered(sql, params) -> sql with ? / ?NNN / :name turned into $1, $2 ... (one number per distinct name), the
+-- values in that order and their count; or nil, message. For drivers whose placeholders are numbered (libpq).
+local num_values, num_count, num_names, num_pos, num_err
+
+local function num_positional(digits)
+  local k = digits ~= "" and tonumber(digits) or nil
+  if not k then
+    num_pos = num_pos + 1
+    k = num_pos
+  end
+  if k > #cur_params and cur_params[k] == nil then
+    num_err = num_err or format("the SQL has more ? placeholders than the %d values given", #cur_params)
+  end
+  num_count = num_count + 1
+  num_values[num_count] = cur_params[k]
+  return "$" .. num_count
+end
+
+local function num_named(name)
+  local n = num_names[name]
+  if n then return "$" .. n end
+  local v = cur_params[name]
+  if v == nil then num_err = num_err or format("no value given for parameter :%s", name) end
+  num_count = num_count + 1
+  num_values[num_count] = v
+  num_names[name] = num_count
+  return "$" .. num_count
+end
+
+local numberer = Cs((plain + opaque + P("::") + (P("?") * C(R("09") ^ 0)) / num_positional
+  + (P(":") * C(ident)) / num_named + 1) ^ 0)
+
+local function numbered(sql, params)
+  cur_params, num_values, num_count, num_names, num_pos, num_err = params, {}, 0, {}, 0, nil
+  local out = numberer:match(sql)
+  local values, count, err = num_values, num_count, num_err
+  cur_params, num_values, num_names = nil, nil, nil
+  if err then return nil, err end
+  return out, values, count
+end
+
 -- inline_plain(sql, params, literal): the same for SQL known to hold no quotes, comments or :names (luamig's own
 -- bookkeeping statements): every ? is a placeholder.
 local plain_pieces = setmetatable({}, { __mode = "k" })
@@ -110,4 +151,4 @@ local function split(sql)
   return out
 end
 
-return { inline = inline, inline_plain = inline_plain, split = split }
+return { inline = inline, inline_plain = inline_plain, numbered = numbered, split = split }

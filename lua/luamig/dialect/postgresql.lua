@@ -1,0 +1,158 @@
+-- The PostgreSQL dialect: types per SPEC 4.1, transactional DDL with every ALTER TABLE form, named enum types,
+-- comments, and CREATE INDEX CONCURRENTLY.
+local Base = require("luamig.dialect.base")
+local schema = require("luamig.schema")
+
+local format, concat, ipairs, error, tostring, setmetatable = string.format, table.concat, ipairs, error, tostring, setmetatable
+
+local PG = Base:extend({ name = "postgresql", TRUE = "true", FALSE = "false" })
+
+local SIMPLE = { integer = "INTEGER", biginteger = "BIGINT", smallinteger = "SMALLINT", float = "DOUBLE PRECISION",
+  text = "TEXT", boolean = "BOOLEAN", date = "DATE", json = "JSONB", blob = "BYTEA", uuid = "UUID",
+  ulid = "VARCHAR(26)" }
+
+function PG:type_sql(ty)
+  local k = ty.kind
+  if SIMPLE[k] then return SIMPLE[k] end
+  if k == "string" then return ty.length and format("VARCHAR(%d)", ty.length) or "VARCHAR" end
+  if k == "numeric" then
+    if ty.precision and ty.scale then return format("NUMERIC(%d, %d)", ty.precision, ty.scale) end
+    if ty.precision then return format("NUMERIC(%d)", ty.precision) end
+    return "NUMERIC"
+  end
+  if k == "datetime" then return ty.timezone and "TIMESTAMP WITH TIME ZONE" or "TIMESTAMP WITHOUT TIME ZONE" end
+  if k == "time" then return ty.timezone and "TIME WITH TIME ZONE" or "TIME WITHOUT TIME ZONE" end
+  if k == "enum" then
+    if not ty.name then error("postgresql: an enum type needs a name: t.enum{ \"a\", \"b\", name = \"e\" }", 0) end
+    return self:quote(ty.name)
+  end
+  error("postgresql: no SQL type for " .. tostring(ty), 0)
+end
+
+-- CREATE TYPE for an enum, skipped when the type exists already (a downgrade drops the table, not the type).
+function PG:enum_sql(ty)
+  local vals = {}
+  for i, v in ipairs(ty.values) do vals[i] = self:string_literal(v) end
+  return format("DO $$ BEGIN CREATE TYPE %s AS ENUM (%s); EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    self:quote(ty.name), concat(vals, ", "))
+end
+
+function PG:table_comment_sql(t, out)
+  if t.comment then
+    out[#out + 1] = format("COMMENT ON TABLE %s IS %s", self:quote(t.name), self:string_literal(t.comment))
+  end
+  for _, c in ipairs(t.columns) do
+    if c.comment then
+      out[#out + 1] = format("COMMENT ON COLUMN %s.%s IS %s", self:quote(t.name), self:quote(c.name),
+        self:string_literal(c.comment))
+    end
+  end
+end
+
+function PG:index_sql(ix, tablename, if_not_exists)
+  local s = format("CREATE %sINDEX %s%s%s ON %s (%s)", ix.unique and "UNIQUE " or "", ix.concurrently and "CONCURRENTLY " or "",
+    if_not_exists and "IF NOT EXISTS " or "", self:quote(ix.name), self:quote(tablename), self:quote_list(ix.columns))
+  if ix.where then s = s .. " WHERE " .. tostring(ix.where) end
+  return s
+end
+
+local C = setmetatable({}, { __index = Base.compilers })
+
+function C.create_table(d, o)
+  local out = {}
+  for _, col in ipairs(o.table.columns) do
+    if col.type.kind == "enum" then out[#out + 1] = d:enum_sql(col.type) end
+  end
+  for _, st in ipairs(Base.compilers.create_table(d, o)) do out[#out + 1] = st end
+  return out
+end
+
+function C.add_column(d, o)
+  local col = o.column
+  local out = {}
+  if col.type.kind == "enum" then out[1] = d:enum_sql(col.type) end
+  local s = format("ALTER TABLE %s ADD COLUMN %s", d:quote(o.table), d:column_sql(col))
+  if col.primary_key then s = s .. " PRIMARY KEY" end
+  if col.unique and not col.index then
+    s = s .. " CONSTRAINT " .. d:quote(schema.conv_name(o.naming_convention, "uq", { table = o.table, columns = { col.name } }))
+      .. " UNIQUE"
+  end
+  if col.ref_table then
+    s = s .. format(" CONSTRAINT %s REFERENCES %s (%s)",
+      d:quote(schema.conv_name(o.naming_convention, "fk", { table = o.table, columns = { col.name }, reftable = col.ref_table })),
+      d:quote(col.ref_table), d:quote(col.ref_column))
+    if col.ondelete then s = s .. " ON DELETE " .. d:action("ondelete", col.ondelete) end
+    if col.onupdate then s = s .. " ON UPDATE " .. d:action("onupdate", col.onupdate) end
+  end
+  out[#out + 1] = s
+  if col.index then
+    out[#out + 1] = d:index_sql({ name = schema.conv_name(o.naming_convention, "ix", { table = o.table, columns = { col.name } }),
+      columns = { col.name }, unique = col.unique }, o.table)
+  end
+  if col.comment then
+    out[#out + 1] = format("COMMENT ON COLUMN %s.%s IS %s", d:quote(o.table), d:quote(col.name), d:string_literal(col.comment))
+  end
+  return out
+end
+
+function C.alter_column(d, o)
+  local ch, t, c = o.changes, d:quote(o.table), d:quote(o.column)
+  local out = {}
+  if ch.type ~= nil then
+    local s = format("ALTER TABLE %s ALTER COLUMN %s TYPE %s", t, c, d:type_sql(ch.type))
+    if ch.using then s = s .. " USING " .. tostring(ch.using) end
+    if ch.type.kind == "enum" then out[#out + 1] = d:enum_sql(ch.type) end
+    out[#out + 1] = s
+  end
+  if ch.nullable ~= nil then
+    out[#out + 1] = format("ALTER TABLE %s ALTER COLUMN %s %s NOT NULL", t, c, ch.nullable and "DROP" or "SET")
+  end
+  if ch.server_default ~= nil then
+    if ch.server_default == schema.NULL then
+      out[#out + 1] = format("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", t, c)
+    else
+      out[#out + 1] = format("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t, c, d:default_sql(ch.server_default))
+    end
+  end
+  if ch.comment ~= nil then
+    out[#out + 1] = format("COMMENT ON COLUMN %s.%s IS %s", t, c, ch.comment == schema.NULL and "NULL" or d:string_literal(ch.comment))
+  end
+  if ch.new_column_name then
+    out[#out + 1] = format("ALTER TABLE %s RENAME COLUMN %s TO %s", t, c, d:quote(ch.new_column_name))
+  end
+  return out
+end
+
+function C.create_unique_constraint(d, o)
+  return { format("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)", d:quote(o.table), d:quote(o.name), d:quote_list(o.columns)) }
+end
+
+function C.create_foreign_key(d, o)
+  return { format("ALTER TABLE %s ADD CONSTRAINT %s %s", d:quote(o.table), d:quote(o.name), d:fk_clause(o)) }
+end
+
+function C.create_check_constraint(d, o)
+  return { format("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)", d:quote(o.table), d:quote(o.name), o.expr) }
+end
+
+function C.create_primary_key(d, o)
+  return { format("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)", d:quote(o.table), d:quote(o.name), d:quote_list(o.columns)) }
+end
+
+function C.drop_constraint(d, o)
+  return { format("ALTER TABLE %s DROP CONSTRAINT %s", d:quote(o.table), d:quote(o.name)) }
+end
+
+function C.drop_index(d, o)
+  return { format("DROP INDEX %s%s%s", o.concurrently and "CONCURRENTLY " or "", o.if_exists and "IF EXISTS " or "",
+    d:quote(o.name)) }
+end
+
+PG.compilers = C
+
+-- Bookkeeping SQL
+PG.table_exists_sql = "SELECT 1 AS present FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?"
+PG.serial_pk = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+PG.begin_sql = "BEGIN"
+
+return PG
