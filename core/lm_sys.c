@@ -159,6 +159,17 @@ static int lm_localtime(lua_State *L) {
   return 1;
 }
 
+/* core.sleep(seconds): sleeps that long (fractions allowed), resuming after signals */
+static int lm_sleep(lua_State *L) {
+  lua_Number secs = luaL_checknumber(L, 1);
+  struct timespec ts, rem;
+  if (secs <= 0) return 0;
+  ts.tv_sec = (time_t)secs;
+  ts.tv_nsec = (long)((secs - (lua_Number)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
+  return 0;
+}
+
 /* core.isatty(fd) -> boolean */
 static int lm_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
@@ -174,7 +185,7 @@ static int lm_getpid(lua_State *L) {
 static const luaL_Reg sys_funcs[] = {
   {"listdir", lm_listdir}, {"filetype", lm_filetype}, {"mkdir", lm_mkdir}, {"realpath", lm_realpath},
   {"getcwd", lm_getcwd},   {"clock", lm_clock},       {"now", lm_now},     {"localtime", lm_localtime},
-  {"isatty", lm_isatty},   {"getpid", lm_getpid},     {NULL, NULL}};
+  {"isatty", lm_isatty},   {"getpid", lm_getpid},     {"sleep", lm_sleep},   {NULL, NULL}};
 
 void lm_sys_register(lua_State *L) {
   if (luaL_newmetatable(L, LM_DIRBOX)) {

@@ -19,8 +19,17 @@ function M.q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Under scripts/test --sanitize the busted process has the sanitizer runtimes preloaded; the tools the specs run
+-- (sqlite3, psql, sh) must not inherit that (psql then hangs at exit).
+local CLEAN = "env -u LD_PRELOAD -u ASAN_OPTIONS "
+
+-- clean(cmd) -> cmd run without the sanitizer preload
+function M.clean(cmd)
+  return CLEAN .. "sh -c " .. M.q(cmd)
+end
+
 function M.sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local p = assert(io.popen(M.clean(cmd) .. " 2>&1", "r"))
   local out = p:read("a")
   local ok, _, code = p:close()
   return ok and 0 or code, out
@@ -152,6 +161,54 @@ function M.migration(dir, f)
   local path = dir .. "/" .. (f.file or (f.rev .. "_" .. (f.msg or "rev"):gsub("%W+", "_") .. ".lua"))
   M.write(path, text)
   return path
+end
+
+-- PostgreSQL: the throw-away server scripts/test starts (LUAMIG_TEST_PG_URL names it, on a unix socket).
+local pg_counter = 0
+
+local function pg_base()
+  local u = os.getenv("LUAMIG_TEST_PG_URL")
+  assert(u and u ~= "", "LUAMIG_TEST_PG_URL is not set: run the PostgreSQL specs through ./scripts/test")
+  local host = u:match("[?&]host=([^&]+)")
+  local user = u:match("[?&]user=([^&]+)") or "postgres"
+  return host, user
+end
+
+-- psql(db, sql) -> output of psql -Atc (rows by \n, columns by |), trimmed; errors fail the test
+function M.psql(db, sql)
+  local host, user = pg_base()
+  local code, out = M.sh(string.format("psql -X -q -h %s -U %s -d %s -v ON_ERROR_STOP=1 -Atc %s", M.q(host), M.q(user),
+    M.q(db), M.q(sql)))
+  assert(code == 0, "psql failed: " .. out)
+  return (out:gsub("%s+$", ""))
+end
+
+-- pg_database() -> name, url of a new empty database on the test server
+function M.pg_database()
+  local host, user = pg_base()
+  pg_counter = pg_counter + 1
+  local name = string.format("luamig_t%d_%d", require("luamig.core").getpid(), pg_counter)
+  M.psql("postgres", "DROP DATABASE IF EXISTS " .. name)
+  M.psql("postgres", "CREATE DATABASE " .. name)
+  return name, string.format("postgresql:///%s?host=%s&user=%s", name, host, user)
+end
+
+function M.pg_drop(name)
+  M.psql("postgres", "DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)")
+end
+
+-- pg_schema(db) -> columns, indexes and constraints of the public schema as text, for before/after comparisons
+function M.pg_schema(db)
+  return M.psql(db, "SELECT string_agg(x, E'\n' ORDER BY x) FROM ("
+    .. "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '-') AS x "
+    .. "FROM information_schema.columns WHERE table_schema = 'public' UNION ALL "
+    .. "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' UNION ALL "
+    .. "SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint "
+    .. "WHERE connamespace = 'public'::regnamespace) s")
+end
+
+function M.pg_versions(db, tbl)
+  return (M.psql(db, "SELECT version_num FROM " .. (tbl or "luamig_version") .. " ORDER BY version_num"):gsub("\n", ","))
 end
 
 return M

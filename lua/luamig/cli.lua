@@ -208,18 +208,25 @@ function Ctx:db_heads()
   return heads, db
 end
 
--- runner() -> a migration runner over the graph and the database, or nil, message
+-- runner() -> a migration runner over the graph and the database, holding the migration lock; or nil, message
 function Ctx:runner()
   local graph, err = self:graph()
   if not graph then return nil, err end
   local db, derr = self:connect()
   if not db then return nil, derr end
+  local release, lerr = require("luamig.lock").acquire(db, self._cfg, function(line) self:info(line) end)
+  if not release then return nil, lerr end
+  self._release = release
   local runtime = require("luamig.runtime")
   return runtime.new({ conn = db.conn, dialect = db.dialect, graph = graph, cfg = self._cfg, verbose = self.verbose,
     progress = function(line) self:info(line) end })
 end
 
 function Ctx:close()
+  if self._release then
+    self._release()
+    self._release = nil
+  end
   if self._db then
     self._db.conn:close()
     self._db = nil
