@@ -114,6 +114,27 @@ function Base:column_sql(col)
   return concat(parts, " ")
 end
 
+-- type_sql(ty) -> the column type: the dialect's SIMPLE table for plain kinds, VARCHAR and NUMERIC here, and the
+-- dialect's own special_type_sql for the rest (datetime with a time zone, enum).
+function Base:type_sql(ty)
+  local k = ty.kind
+  local simple = self.SIMPLE[k]
+  if simple then return simple end
+  if k == "string" then return ty.length and format("VARCHAR(%d)", ty.length) or "VARCHAR" end
+  if k == "numeric" then
+    if ty.precision and ty.scale then return format("NUMERIC(%d, %d)", ty.precision, ty.scale) end
+    if ty.precision then return format("NUMERIC(%d)", ty.precision) end
+    return "NUMERIC"
+  end
+  local special = self:special_type_sql(ty)
+  if special then return special end
+  error(self.name .. ": no SQL type for " .. tostring(ty), 0)
+end
+
+function Base:special_type_sql(_ty)
+  return nil
+end
+
 function Base:column_type_constraint(_col)
   return nil
 end

@@ -7,26 +7,19 @@ local format, concat, ipairs, error, tostring, setmetatable = string.format, tab
 
 local PG = Base:extend({ name = "postgresql", TRUE = "true", FALSE = "false" })
 
-local SIMPLE = { integer = "INTEGER", biginteger = "BIGINT", smallinteger = "SMALLINT", float = "DOUBLE PRECISION",
+PG.SIMPLE = { integer = "INTEGER", biginteger = "BIGINT", smallinteger = "SMALLINT", float = "DOUBLE PRECISION",
   text = "TEXT", boolean = "BOOLEAN", date = "DATE", json = "JSONB", blob = "BYTEA", uuid = "UUID",
   ulid = "VARCHAR(26)" }
 
-function PG:type_sql(ty)
+function PG:special_type_sql(ty)
   local k = ty.kind
-  if SIMPLE[k] then return SIMPLE[k] end
-  if k == "string" then return ty.length and format("VARCHAR(%d)", ty.length) or "VARCHAR" end
-  if k == "numeric" then
-    if ty.precision and ty.scale then return format("NUMERIC(%d, %d)", ty.precision, ty.scale) end
-    if ty.precision then return format("NUMERIC(%d)", ty.precision) end
-    return "NUMERIC"
-  end
   if k == "datetime" then return ty.timezone and "TIMESTAMP WITH TIME ZONE" or "TIMESTAMP WITHOUT TIME ZONE" end
   if k == "time" then return ty.timezone and "TIME WITH TIME ZONE" or "TIME WITHOUT TIME ZONE" end
   if k == "enum" then
     if not ty.name then error("postgresql: an enum type needs a name: t.enum{ \"a\", \"b\", name = \"e\" }", 0) end
     return self:quote(ty.name)
   end
-  error("postgresql: no SQL type for " .. tostring(ty), 0)
+  return nil
 end
 
 -- CREATE TYPE for an enum, skipped when the type exists already (a downgrade drops the table, not the type).

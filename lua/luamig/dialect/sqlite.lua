@@ -7,25 +7,16 @@ local format, concat, ipairs, error, tostring = string.format, table.concat, ipa
 
 local SQLite = Base:extend({ name = "sqlite", TRUE = "1", FALSE = "0" })
 
-local SIMPLE = { integer = "INTEGER", biginteger = "BIGINT", smallinteger = "SMALLINT", float = "FLOAT",
+SQLite.SIMPLE = { integer = "INTEGER", biginteger = "BIGINT", smallinteger = "SMALLINT", float = "FLOAT",
   text = "TEXT", boolean = "BOOLEAN", date = "DATE", time = "TIME", datetime = "DATETIME", json = "JSON",
   blob = "BLOB", uuid = "CHAR(32)", ulid = "VARCHAR(26)" }
 
-function SQLite:type_sql(ty)
-  local k = ty.kind
-  if SIMPLE[k] then return SIMPLE[k] end
-  if k == "string" then return ty.length and format("VARCHAR(%d)", ty.length) or "VARCHAR" end
-  if k == "numeric" then
-    if ty.precision and ty.scale then return format("NUMERIC(%d, %d)", ty.precision, ty.scale) end
-    if ty.precision then return format("NUMERIC(%d)", ty.precision) end
-    return "NUMERIC"
-  end
-  if k == "enum" then
-    local n = 1
-    for _, v in ipairs(ty.values) do if #v > n then n = #v end end
-    return format("VARCHAR(%d)", n)
-  end
-  error("sqlite: no SQL type for " .. tostring(ty), 0)
+-- An enum is a VARCHAR as long as its longest value (column_type_constraint adds the CHECK).
+function SQLite:special_type_sql(ty)
+  if ty.kind ~= "enum" then return nil end
+  local n = 1
+  for _, v in ipairs(ty.values) do if #v > n then n = #v end end
+  return format("VARCHAR(%d)", n)
 end
 
 -- An enum is a VARCHAR with a CHECK listing its values.
