@@ -151,7 +151,7 @@ describe("#cli workflow", function()
 
   it("per-command --help exits 0 and names the command's usage", function()
     for _, c in ipairs({ "init", "revision", "upgrade", "downgrade", "current", "history", "heads", "branches", "show",
-      "stamp", "merge", "verify" }) do
+      "stamp", "merge", "verify", "test" }) do
       local r = run(c .. " --help")
       assert.equal(0, r.code, c)
       assert.matches("^usage: luamig " .. c, r.out)
