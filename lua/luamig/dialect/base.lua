@@ -104,9 +104,10 @@ function Base:named(name, clause)
   return clause
 end
 
--- column_sql(col): "name TYPE DEFAULT x NOT NULL" (SQLAlchemy's order), plus what the type itself needs.
-function Base:column_sql(col)
-  local parts = { self:quote(col.name), self:type_sql(col.type) }
+-- column_sql(col, serial): "name TYPE DEFAULT x NOT NULL" (SQLAlchemy's order), plus what the type itself needs.
+-- serial: the column is the table's autoincrementing key (see autoincrement_column).
+function Base:column_sql(col, serial)
+  local parts = { self:quote(col.name), serial and self:serial_type_sql(col.type) or self:type_sql(col.type) }
   if col.server_default ~= nil then parts[#parts + 1] = "DEFAULT " .. self:default_sql(col.server_default) end
   if not col.nullable then parts[#parts + 1] = "NOT NULL" end
   local extra = self:column_type_constraint(col)
@@ -135,6 +136,29 @@ function Base:special_type_sql(_ty)
   return nil
 end
 
+-- autoincrement_column(t) -> the name of the column that gets its values from the database, as SQLAlchemy
+-- decides: the table's only primary-key column, of an integer type, with autoincrement not false, no server
+-- default and no foreign key. Dialects whose integer keys need no keyword (SQLite) return nil.
+function Base:autoincrement_column(t)
+  if not self.SERIAL or not t.primary_key or #t.primary_key.columns ~= 1 then return nil end
+  local name = t.primary_key.columns[1]
+  for _, col in ipairs(t.columns) do
+    if col.name == name then
+      if not self.SERIAL[col.type.kind] or col.autoincrement == false or col.server_default ~= nil
+        or col.references then return nil end
+      for _, fk in ipairs(t.foreign_keys) do
+        for _, c in ipairs(fk.columns) do if c == name then return nil end end
+      end
+      return name
+    end
+  end
+  return nil
+end
+
+function Base:serial_type_sql(ty)
+  return self.SERIAL[ty.kind]
+end
+
 function Base:column_type_constraint(_col)
   return nil
 end
@@ -152,7 +176,8 @@ local C = {}
 function C.create_table(d, o)
   local t = o.table
   local lines = {}
-  for _, col in ipairs(t.columns) do lines[#lines + 1] = d:column_sql(col) end
+  local serial = d:autoincrement_column(t)
+  for _, col in ipairs(t.columns) do lines[#lines + 1] = d:column_sql(col, col.name == serial) end
   if t.primary_key then
     lines[#lines + 1] = d:named(t.primary_key.name, "PRIMARY KEY (" .. d:quote_list(t.primary_key.columns) .. ")")
   end

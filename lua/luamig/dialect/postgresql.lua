@@ -7,6 +7,8 @@ local format, concat, ipairs, error, tostring, setmetatable = string.format, tab
 
 local PG = Base:extend({ name = "postgresql", TRUE = "true", FALSE = "false" })
 
+-- integer keys the database numbers itself (SQLAlchemy's SERIAL rendering)
+PG.SERIAL = { integer = "SERIAL", biginteger = "BIGSERIAL", smallinteger = "SMALLSERIAL" }
 PG.SIMPLE = { integer = "INTEGER", biginteger = "BIGINT", smallinteger = "SMALLINT", float = "DOUBLE PRECISION",
   text = "TEXT", boolean = "BOOLEAN", date = "DATE", json = "JSONB", blob = "BYTEA", uuid = "UUID",
   ulid = "VARCHAR(26)" }
