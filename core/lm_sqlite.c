@@ -356,6 +356,40 @@ static int conn_bulk_insert(lua_State *L) {
   return 2;
 }
 
+/*
+ * conn:backup(path) -> true, or nil, message, code. Copies the main database into a new file at path with the
+ * online backup API: one pass under a read lock (the connection's busy timeout applies while taking it), so the
+ * copy is a consistent snapshot even while other processes write.
+ */
+static int backup_failed(lua_State *L, sqlite3 *dest, const char *msg, int rc) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  lua_pushinteger(L, rc);
+  sqlite3_close_v2(dest);
+  return 3;
+}
+
+static int conn_backup(lua_State *L) {
+  lm_conn *c = check_open(L);
+  const char *path = luaL_checkstring(L, 2);
+  sqlite3 *dest = NULL;
+  sqlite3_backup *bk;
+  int rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if (rc != SQLITE_OK) return backup_failed(L, dest, dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc), rc);
+  bk = sqlite3_backup_init(dest, "main", c->db, "main");
+  if (bk == NULL) return backup_failed(L, dest, sqlite3_errmsg(dest), sqlite3_extended_errcode(dest));
+  do {
+    rc = sqlite3_backup_step(bk, -1);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(25);
+  } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+  sqlite3_backup_finish(bk);
+  if (rc != SQLITE_DONE) return backup_failed(L, dest, sqlite3_errstr(rc), rc);
+  rc = sqlite3_close(dest);
+  if (rc != SQLITE_OK) return backup_failed(L, dest, sqlite3_errstr(rc), rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* conn:in_transaction() -> boolean */
 static int conn_in_transaction(lua_State *L) {
   lm_conn *c = check_open(L);
@@ -384,7 +418,7 @@ static int conn_tostring(lua_State *L) {
 }
 
 static const luaL_Reg conn_methods[] = {
-  {"exec", conn_exec},   {"query", conn_query}, {"bulk_insert", conn_bulk_insert},
+  {"exec", conn_exec},   {"query", conn_query}, {"bulk_insert", conn_bulk_insert}, {"backup", conn_backup},
   {"in_transaction", conn_in_transaction}, {"close", conn_close}, {NULL, NULL}};
 
 static int lm_sqlite_version(lua_State *L) {

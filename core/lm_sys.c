@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -182,10 +183,31 @@ static int lm_getpid(lua_State *L) {
   return 1;
 }
 
+/* core.hostname() -> the machine's host name */
+static int lm_hostname(lua_State *L) {
+  char buf[256];
+  if (gethostname(buf, sizeof buf - 1) != 0) return push_errno(L, "gethostname");
+  buf[sizeof buf - 1] = '\0';
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* core.pid_alive(pid) -> whether a process with that id exists on this machine (in this pid namespace) */
+static int lm_pid_alive(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  if (pid <= 0 || pid > INT_MAX) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, kill((pid_t)pid, 0) == 0 || errno == EPERM);
+  return 1;
+}
+
 static const luaL_Reg sys_funcs[] = {
   {"listdir", lm_listdir}, {"filetype", lm_filetype}, {"mkdir", lm_mkdir}, {"realpath", lm_realpath},
   {"getcwd", lm_getcwd},   {"clock", lm_clock},       {"now", lm_now},     {"localtime", lm_localtime},
-  {"isatty", lm_isatty},   {"getpid", lm_getpid},     {"sleep", lm_sleep},   {NULL, NULL}};
+  {"isatty", lm_isatty},   {"getpid", lm_getpid},     {"sleep", lm_sleep},
+  {"hostname", lm_hostname}, {"pid_alive", lm_pid_alive}, {NULL, NULL}};
 
 void lm_sys_register(lua_State *L) {
   if (luaL_newmetatable(L, LM_DIRBOX)) {

@@ -133,7 +133,8 @@ function M.versions(db, tbl)
   return (M.sql(db, "SELECT version_num FROM " .. (tbl or "luamig_version") .. " ORDER BY version_num"):gsub("\n", ","))
 end
 
--- migration(dir, fields) writes versions/<rev>_<slug>.lua; fields: rev, down (string|list|nil), up, down_body, msg
+-- migration(dir, fields) writes versions/<rev>_<slug>.lua; fields: rev, down (string|list|nil), up, down_body, msg,
+-- transactional (false for a migration that runs outside a transaction)
 function M.migration(dir, f)
   local down
   if f.down == nil then down = "nil"
@@ -147,7 +148,7 @@ function M.migration(dir, f)
     'local t = require("luamig.types")',
     "local M = {",
     string.format("  revision = %q,", f.rev),
-    "  down_revision = " .. down .. ",",
+    "  down_revision = " .. down .. "," .. (f.transactional == false and " transactional = false," or ""),
     "}",
     "function M.upgrade(op)",
     f.up or "",
@@ -209,6 +210,42 @@ end
 
 function M.pg_versions(db, tbl)
   return (M.psql(db, "SELECT version_num FROM " .. (tbl or "luamig_version") .. " ORDER BY version_num"):gsub("\n", ","))
+end
+
+-- targets() -> the databases a spec runs on alike: SQLite files and databases on the PostgreSQL test server. Each has
+-- fresh(dir) -> url, handle (url "" for SQLite: the default ./app.db in dir), url_arg(url) (the --url option, or
+-- ""), versions(handle), tables(handle) (sorted, luamig's own included), query(handle, sql) (rows by \n, columns by
+-- |), exists(handle) (whether luamig created anything yet) and drop(handle).
+function M.targets()
+  return {
+    {
+      name = "sqlite",
+      fresh = function(dir) return "", dir .. "/app.db" end,
+      url_arg = function() return "" end,
+      versions = M.versions, tables = M.tables, query = M.sql,
+      exists = function(path) return M.exists(path) end,
+      drop = function() end,
+    },
+    {
+      name = "postgres",
+      fresh = function()
+        local name, url = M.pg_database()
+        return url, name
+      end,
+      url_arg = function(url) return M.q("--url=" .. url) .. " " end,
+      versions = M.pg_versions,
+      tables = function(db)
+        local t = {}
+        for n in M.psql(db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"):gmatch("[^\n]+") do
+          t[#t + 1] = n
+        end
+        return t
+      end,
+      query = M.psql,
+      exists = function(db) return M.psql(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") ~= "0" end,
+      drop = M.pg_drop,
+    },
+  }
 end
 
 return M

@@ -48,4 +48,10 @@ local function acquire(db, cfg, say)
   end
 end
 
-return { acquire = acquire }
+-- held_by(db, cfg) -> the server pid of another session holding the migration lock (PostgreSQL), or nil
+local function held_by(db, cfg)
+  if db.dialect.name ~= "postgresql" then return nil end
+  return holder(db.conn, cfg.version_table)
+end
+
+return { acquire = acquire, held_by = held_by }

@@ -27,7 +27,8 @@ Runner.__index = Runner
 local function new(opts)
   local r = setmetatable({ conn = opts.conn, dialect = opts.dialect, graph = opts.graph, cfg = opts.cfg,
     progress = opts.progress or function() end, verbose = opts.verbose, emit = opts.emit,
-    offline_heads = opts.heads or {}, tables_ready = opts.emit ~= nil and opts.heads ~= nil }, Runner)
+    offline_heads = opts.heads or {}, tables_ready = opts.emit ~= nil and opts.heads ~= nil,
+    sqlite = opts.emit == nil and opts.dialect ~= nil and opts.dialect.name == "sqlite" }, Runner)
   local dialect = opts.dialect
   r.literal = dialect and function(v) return dialect:literal(v) end
   return r
@@ -152,6 +153,7 @@ function Runner:op()
       run = function(o) return self:run_op(o) end,
       bind = self:bind(),
       naming_convention = self.cfg.naming_convention,
+      autocommit_block = function(fn) return self:autocommit_block(fn) end,
     })
   end
   return self.op_object
@@ -338,7 +340,8 @@ function Runner:ensure_tables()
   self.tables_ready = true
 end
 
--- The version-table change and the luamig_history row of one step (or stamp).
+-- The version-table change and the luamig_history row of one step (or stamp). A step that left its transaction
+-- (self.detached) already has its 'running' row: that row becomes 'applied'.
 function Runner:record(old, new, row)
   local table_name = self.cfg.version_table
   row.version_table = table_name
@@ -351,9 +354,103 @@ function Runner:record(old, new, row)
   for _, st in ipairs(vt.change_sql(self.dialect, table_name, old, new)) do
     self:exec(st.sql, st.params, st.expect, true)
   end
+  if self.detached then
+    local f = vt.finish_sql(self.dialect, table_name, row.revision, "applied", row.duration_ms)
+    self:exec(f.sql, f.params, f.expect, true)
+    return
+  end
+  if self.step and self.step.resume then
+    -- a resumed migration that this time stayed in its transaction settles the row it left behind
+    local st = vt.settle_sql(self.dialect, table_name)
+    self:exec(st.sql, st.params, nil, true)
+  end
   row.applied_at = os.date("!%Y-%m-%d %H:%M:%S")
   local h = vt.history_sql(self.dialect, row)
   self:exec(h.sql, h.params, nil, true)
+end
+
+-- Unfinished migrations ----------------------------------------------------------------------------------------
+
+local function run_by()
+  -- the form mark_live reads back
+  return format("pid %d on %s", core.getpid(), core.hostname() or "?")
+end
+
+-- unfinished() -> rows of migrations that ran outside a transaction and did not finish, each with .live set when
+-- its runner is still at work; or nil, message. PostgreSQL: the caller holds the migration lock, so nobody else is
+-- at work. SQLite: a runner on this machine whose process still exists is.
+function Runner:unfinished()
+  local rows, err = vt.unfinished(self.conn, self.dialect, self.cfg.version_table, self.tables_ready)
+  if not rows then return nil, format("cannot read %s: %s", vt.HISTORY, err) end
+  if #rows == 0 or self.dialect.name ~= "sqlite" then return rows end
+  return vt.mark_live(rows)
+end
+
+-- interrupted_error(row) -> the error that stops a run at an unfinished migration
+function Runner:interrupted_error(row)
+  local r = self.graph:get(row.revision)
+  local what = row.status == "failed" and "failed" or "was interrupted"
+  return { msg = format("%s %s (%s) %s outside a transaction: it may be partly applied", row.direction, row.revision,
+    r and r.shown or row.filename or "no file defines it", what),
+    details = { format("It started at %s (%s).", tostring(row.applied_at), tostring(row.run_by or "?")),
+      "Check the database, then `luamig upgrade --resume` runs it again (make it safe to re-run first), or undo "
+        .. "what it did and settle the version by hand with `luamig stamp`." } }
+end
+
+-- waiting_line(row) -> what a runner waiting for a live unfinished migration says
+local function waiting_line(row)
+  return format("waiting: %s %s is running outside a transaction (%s)", row.direction, row.revision,
+    tostring(row.run_by))
+end
+
+-- detach(): commits the step's transaction with its 'running' row, so what follows runs outside a transaction
+-- and an interruption is seen by the next run.
+function Runner:detach()
+  local step = self.step
+  if self.outer_tx then
+    error(format("%s cannot leave the transaction of a --single-transaction run (autocommit_block)", step.id), 0)
+  end
+  if self.emit then
+    self.emit("COMMIT;\n\n")
+    self.detached = true
+    return
+  end
+  local r = step.r
+  local h = vt.history_sql(self.dialect, { version_table = self.cfg.version_table, revision = step.id,
+    down_revision = concat(r.down_revisions, ","), direction = step.direction, status = "running",
+    message = r.message:sub(1, 255), filename = r.shown:sub(-255), checksum = r.checksum,
+    applied_at = os.date("!%Y-%m-%d %H:%M:%S"), luamig_version = core.version, run_by = run_by() })
+  if step.resume then
+    local st = vt.settle_sql(self.dialect, self.cfg.version_table)
+    self:exec(st.sql, st.params, nil, true)
+  end
+  self:exec(h.sql, h.params, nil, true)
+  local ok, msg = self.conn:exec("COMMIT")
+  if not ok then sql_error("COMMIT", msg, 0) end
+  self.detached = true
+end
+
+-- op.autocommit_block(fn): the statements of fn run outside a transaction (CREATE INDEX CONCURRENTLY, VACUUM).
+-- In a transactional migration the work before it commits first, with the migration recorded as running.
+function Runner:autocommit_block(fn)
+  local step = self.step
+  if not step then error("autocommit_block outside a migration", 0) end
+  if not step.r.transactional then return fn() end
+  if not self.detached then
+    self:detach()
+  elseif self.emit then
+    self.emit("COMMIT;\n\n")
+  else
+    local ok, msg = self.conn:exec("COMMIT")
+    if not ok then sql_error("COMMIT", msg, 0) end
+  end
+  fn()
+  if self.emit then
+    self.emit("BEGIN;\n\n")
+  else
+    local ok, msg = self.conn:exec(self.dialect.begin_sql)
+    if not ok then sql_error(self.dialect.begin_sql, msg, 0) end
+  end
 end
 
 -- Formats a failure inside a step as one line naming the step, the file and line, and the statement.
@@ -370,32 +467,49 @@ local function describe_failure(label, r, e)
   return format("%s failed%s: %s", label, where and (" at " .. where) or "", text)
 end
 
--- Ends a failed step: rolls its transaction back (online, when the step owns it) and returns nil, error.
+-- Ends a failed step: rolls its transaction back (online, when the step owns it) and returns nil, error. A step
+-- that had left its transaction marks its 'running' row 'failed'.
 function Runner:step_failed(msg, details)
   if not self.outer_tx and not self.emit then
-    local rok, rmsg = self.conn:exec("ROLLBACK")
-    if not rok then
-      details = details or {}
-      details[#details + 1] = "ROLLBACK failed too: " .. tostring(rmsg)
+    if not self.detached or self.conn:in_transaction() then
+      local rok, rmsg = self.conn:exec("ROLLBACK")
+      if not rok then
+        details = details or {}
+        details[#details + 1] = "ROLLBACK failed too: " .. tostring(rmsg)
+      end
+    end
+    if self.detached then
+      local step = self.step
+      local f = vt.finish_sql(self.dialect, self.cfg.version_table, step.id, "failed", nil)
+      local fok, fmsg = self.conn:exec(f.sql, f.params)
+      if not fok then
+        details = details or {}
+        details[#details + 1] = "Recording the failure failed too: " .. tostring(fmsg)
+      end
     end
   end
+  self.detached, self.step = false, nil
   return nil, { msg = msg, details = details }
 end
 
 local function ensure_tables_of(self) self:ensure_tables() end
 local function error_text(e) return e end
 
--- run_step(id, direction, expected) -> new heads; or "replan", heads_now; or nil, error {msg, details}
-function Runner:run_step(id, direction, expected)
+-- run_step(id, direction, expected, resume) -> new heads; or "replan", heads_now; or "wait", unfinished row;
+-- or nil, error {msg, details}. resume: the step re-runs an unfinished one, whose row it settles.
+function Runner:run_step(id, direction, expected, resume)
   local r = self.graph:get(id)
   local outer, emit = self.outer_tx, self.emit
   local label = step_label(direction, id, r)
   local t0 = core.clock()
+  local transactional = r.transactional
   if emit then emit(format("-- %s, %s\n\n", label, r.message)) end
-  if not outer then
+  if not outer and (transactional or not emit) then
     local ok, msg = self:tx("BEGIN")
     if not ok then return nil, { msg = format("cannot start a transaction for %s: %s", label, msg) } end
   end
+  self.step = { id = id, r = r, direction = direction, resume = resume }
+  self.detached = false
   if not self.tables_ready then
     local tok, terr = xpcall(ensure_tables_of, error_text, self)
     if not tok then
@@ -410,14 +524,36 @@ function Runner:run_step(id, direction, expected)
     if not heads_now then return self:step_failed(herr) end
     if not same_set(heads_now, expected) then
       if not outer then self.conn:exec("ROLLBACK") end
+      self.step = nil
       return "replan", heads_now
+    end
+    if self.sqlite and not outer and not resume then
+      -- on SQLite another runner may be running a migration outside a transaction: wait for it, or stop
+      local rows, uerr = self:unfinished()
+      if not rows then return self:step_failed(uerr) end
+      if #rows > 0 then
+        self.conn:exec("ROLLBACK")
+        self.step = nil
+        if rows[1].live then return "wait", rows[1] end
+        return nil, self:interrupted_error(rows[1])
+      end
     end
   end
   local fn = direction == "upgrade" and r.module.upgrade or r.module.downgrade
-  running_chunk = r.chunkname or ("@" .. r.shown)
-  local ok, e = xpcall(fn, error_handler, self:op())
-  running_chunk = nil
+  local ok, e = true, nil
+  if not transactional and not emit then
+    ok, e = xpcall(self.detach, error_handler, self)
+  end
+  if ok then
+    running_chunk = r.chunkname or ("@" .. r.shown)
+    ok, e = xpcall(fn, error_handler, self:op())
+    running_chunk = nil
+  end
   local new_heads
+  if ok and self.detached and not emit and not self.conn:in_transaction() then
+    local bok, bmsg = self:tx("BEGIN")
+    if not bok then ok, e = false, { err = "cannot start the transaction that records it: " .. tostring(bmsg) } end
+  end
   if ok then
     new_heads = self.graph:heads_after(heads_now, id, direction)
     ok, e = xpcall(self.record, error_handler, self, heads_now, new_heads, { revision = id,
@@ -429,16 +565,28 @@ function Runner:run_step(id, direction, expected)
       version_table = false, luamig_version = false, applied_at = false })
   end
   if not ok then
-    local details = { outer and "The whole run was rolled back; the database is as it was before it."
-      or format("Rolled back: the database is as it was before %s.", id) }
-    if emit then details = nil end
+    local details
+    if emit then
+      details = nil
+    elseif self.detached then
+      details = { format("%s ran outside a transaction (%s): what it did before the failure stays applied, and "
+        .. "it is recorded as failed.", id, transactional and "autocommit_block" or "transactional = false"),
+        "Fix it and make it safe to re-run, then `luamig upgrade --resume`; or undo what it did and settle the "
+        .. "version by hand with `luamig stamp`." }
+    else
+      details = { outer and "The whole run was rolled back; the database is as it was before it."
+        or format("Rolled back: the database is as it was before %s.", id) }
+    end
     if self.verbose and details then details[#details + 1] = e.traceback end
     return self:step_failed(describe_failure(label, r, e), details)
   end
-  if not outer then
+  if not outer and (transactional or not emit) then
     local cok, cmsg = self:tx("COMMIT")
     if not cok then return self:step_failed(format("%s: COMMIT failed: %s", label, cmsg)) end
+  elseif emit and not transactional then
+    emit("\n")
   end
+  self.step, self.detached = nil, false
   if emit then
     self.offline_heads = new_heads
     self.progress(label .. ", " .. r.message)
@@ -476,19 +624,105 @@ function Runner:check_known(heads)
   return true
 end
 
+-- resume_step(row, current) -> true when the unfinished row's step can run again from the heads current, or
+-- nil, error
+function Runner:check_resumable(row, current)
+  local g = self.graph
+  local r = g:get(row.revision)
+  if not r then
+    return nil, { msg = format("cannot resume %s: no migration file defines it; settle the version with `luamig stamp`",
+      row.revision) }
+  end
+  local fits
+  if row.direction == "downgrade" then
+    for _, h in ipairs(current) do if h == row.revision then fits = true end end
+  else
+    local steps = g:plan_upgrade(current, { row.revision })
+    fits = steps and #steps == 1 and steps[1] == row.revision
+  end
+  if not fits then
+    return nil, { msg = format("cannot resume %s %s: the database is at %s, where that step does not apply; settle the "
+      .. "version with `luamig stamp`", row.direction, row.revision, join_heads(current)) }
+  end
+  return true
+end
+
+-- await_unfinished(opts) -> the unfinished row to resume (or false); or nil, error. Waits (SQLite) while another
+-- runner on this machine is still running one, up to lock_timeout.
+function Runner:await_unfinished(opts)
+  local deadline = core.clock() + (self.cfg.lock_timeout or 60)
+  local told, delay = false, 0.02
+  while true do
+    local rows, err = self:unfinished()
+    if not rows then return nil, { msg = err } end
+    local row = rows[1]
+    if not row then return false end
+    if not row.live then
+      if not opts.resume then return nil, self:interrupted_error(row) end
+      return row
+    end
+    if core.clock() >= deadline then
+      return nil, { msg = format("%s %s is still running outside a transaction (%s) after %g s", row.direction,
+        row.revision, tostring(row.run_by), self.cfg.lock_timeout or 60) }
+    end
+    if not told then
+      self.progress(waiting_line(row))
+      told = true
+    end
+    core.sleep(delay)
+    delay = math.min(delay * 2, 0.5)
+  end
+end
+
 -- migrate(direction, spec, opts) -> number of steps applied, or nil, error {msg, details}
--- opts.single_transaction: one transaction around the whole run.
+-- opts.single_transaction: one transaction around the whole run. opts.resume: run an unfinished migration (one
+-- that ran outside a transaction and was interrupted or failed) again first. opts.before_changes: called once
+-- before the first step when there is one (the backup); returns true, or nil, message to stop.
 function Runner:migrate(direction, spec, opts)
   opts = opts or {}
   local current, err = self:heads()
   if not current then return nil, { msg = err } end
   local kok, kerr = self:check_known(current)
   if not kok then return nil, kerr end
-  local plan, replan = self:plan(direction, spec, current)
-  if not plan then return nil, { msg = replan } end
   local single_tx = opts.single_transaction or not self.cfg.transaction_per_migration
   local applied = 0
+  local before = opts.before_changes
+  if not self.emit then
+    local row, uerr = self:await_unfinished(opts)
+    if row == nil then return nil, uerr end
+    if row then
+      if before then
+        local bok, berr = before()
+        if not bok then return nil, { msg = berr } end
+        before = nil
+      end
+      if single_tx then return nil, { msg = "--resume cannot be combined with --single-transaction" } end
+      current, err = self:heads()
+      if not current then return nil, { msg = err } end
+      local rok, rerr = self:check_resumable(row, current)
+      if not rok then return nil, rerr end
+      self.progress(format("resuming %s %s", row.direction, row.revision))
+      local res, info = self:run_step(row.revision, row.direction, current, row)
+      if res == nil then return nil, info end
+      if res == "replan" or res == "wait" then
+        return nil, { msg = format("cannot resume %s: another runner changed the database meanwhile", row.revision) }
+      end
+      current, applied = res, 1
+    end
+  end
+  local plan, replan = self:plan(direction, spec, current)
+  if not plan then return nil, { msg = replan } end
+  if before and #plan > 0 then
+    local bok, berr = before()
+    if not bok then return nil, { msg = berr } end
+  end
   if single_tx then
+    for _, id in ipairs(plan) do
+      if not self.graph:get(id).transactional then
+        return nil, { msg = format("%s (%s) is not transactional (transactional = false): it cannot run inside "
+          .. "--single-transaction", id, self.graph:get(id).shown) }
+      end
+    end
     local ok, msg = self:tx("BEGIN")
     if not ok then return nil, { msg = "cannot start a transaction: " .. tostring(msg) } end
     self.outer_tx = true
@@ -515,6 +749,14 @@ function Runner:migrate(direction, spec, opts)
       if single_tx and not self.emit then self.conn:exec("ROLLBACK") end
       self.outer_tx = false
       return nil, info
+    elseif res == "wait" then
+      local row, uerr = self:await_unfinished({})
+      if row == nil then return nil, uerr end
+      current, err = self:heads()
+      if not current then return nil, { msg = err } end
+      plan, err = replan(current)
+      if not plan then return nil, { msg = err } end
+      i = 1
     elseif res == "replan" then
       current = info
       local perr
@@ -578,6 +820,22 @@ function Runner:stamp(specs, purge)
         end
       end
       old = h
+    end
+    if not self.emit then
+      -- stamping settles migrations left unfinished outside a transaction: the user has decided where the database is
+      local rows, uerr = self:unfinished()
+      if not rows then error(uerr, 0) end
+      for _, row in ipairs(rows) do
+        if row.live then error(waiting_line(row):gsub("^waiting: ", "stamp: ") .. "; try again when it ends", 0) end
+      end
+      if #rows > 0 then
+        local st = vt.settle_sql(self.dialect, self.cfg.version_table)
+        self:exec(st.sql, st.params, nil, true)
+        for _, row in ipairs(rows) do
+          self.progress(format("settled %s: %s %s is no longer pending", row.status == "failed" and "failed" or "interrupted",
+            row.direction, row.revision))
+        end
+      end
     end
     new_heads = purge and sorted_copy(targets) or g:stamp_heads(old, targets)
     if same_set(old, new_heads) then return end

@@ -4,7 +4,7 @@
 local schema = require("luamig.schema")
 
 local format, ipairs, sort, concat, find, gsub = string.format, ipairs, table.sort, table.concat, string.find, string.gsub
-local tostring = tostring
+local tostring, tonumber = tostring, tonumber
 
 local HISTORY = "luamig_history"
 
@@ -15,7 +15,10 @@ local function create_sql(d, vt)
     format("CREATE TABLE IF NOT EXISTS %s (\n\tid %s,\n\tversion_table VARCHAR(63) NOT NULL,\n\trevision VARCHAR(32) NOT NULL,\n"
       .. "\tdown_revision VARCHAR(255),\n\tdirection VARCHAR(10) NOT NULL,\n\tstatus VARCHAR(12) NOT NULL,\n"
       .. "\tmessage VARCHAR(255),\n\tfilename VARCHAR(255),\n\tchecksum CHAR(64),\n\tapplied_at VARCHAR(32) NOT NULL,\n"
-      .. "\tduration_ms INTEGER,\n\tluamig_version VARCHAR(32)\n)", d:quote(HISTORY), d.serial_pk),
+      .. "\tduration_ms INTEGER,\n\tluamig_version VARCHAR(32),\n\trun_by VARCHAR(255)\n)", d:quote(HISTORY), d.serial_pk),
+    -- the rows of migrations that ran outside a transaction and did not finish: few, looked up at every step
+    format("CREATE INDEX IF NOT EXISTS %s ON %s (version_table) WHERE status IN ('running', 'failed')",
+      d:quote(HISTORY .. "_unfinished"), d:quote(HISTORY)),
   }
 end
 
@@ -79,7 +82,7 @@ end
 
 -- history_sql(d, row) -> the INSERT of one luamig_history row
 local HISTORY_COLUMNS = { "version_table", "revision", "down_revision", "direction", "status", "message", "filename",
-  "checksum", "applied_at", "duration_ms", "luamig_version" }
+  "checksum", "applied_at", "duration_ms", "luamig_version", "run_by" }
 
 local history_insert = {}
 
@@ -137,7 +140,7 @@ local function history_text(d, vt, row)
     .. row.status .. "', " .. q(row.message) .. ", " .. q(row.filename) .. ", "
     .. (row.checksum and ("'" .. row.checksum .. "'") or "NULL")
     .. ", CURRENT_TIMESTAMP, " .. (row.duration_ms and tostring(row.duration_ms) or "NULL") .. ", '" .. row.luamig_version
-    .. "');\n"
+    .. "', NULL);\n"
 end
 
 -- history(conn, d, vt) -> rows of luamig_history for this version table, newest first ({} without the table)
@@ -148,6 +151,50 @@ local function history(conn, d, vt)
   return conn:query(format("SELECT * FROM %s WHERE version_table = ? ORDER BY id DESC", d:quote(HISTORY)), { vt })
 end
 
-return { create_sql = create_sql, exists = exists, read = read, change_sql = change_sql, history_sql = history_sql,
+-- Migrations that run outside a transaction (transactional = false, or from an autocommit_block on) are
+-- recorded as 'running' before their first statement commits, and become 'applied' together with the version
+-- change. 'failed' marks one whose error left part of it applied. Either blocks further runs until
+-- `upgrade --resume` or `stamp` turns it into 'interrupted'.
+local UNFINISHED = "status IN ('running', 'failed')"
+
+-- unfinished(conn, d, vt, known_to_exist) -> rows (id, revision, direction, status, applied_at, run_by) of unfinished migrations
+-- of this version table, oldest first; {} without the history table
+local function unfinished(conn, d, vt, known_to_exist)
+  if not known_to_exist then
+    local ok, err = exists(conn, d, HISTORY)
+    if ok == nil then return nil, err end
+    if not ok then return {} end
+  end
+  return conn:query(format("SELECT id, revision, direction, status, applied_at, run_by, filename FROM %s "
+    .. "WHERE version_table = ? AND %s ORDER BY id", d:quote(HISTORY), UNFINISHED), { vt })
+end
+
+-- mark_live(rows) -> rows, each 'running' one with .live set when its runner is a process that still exists on
+-- this machine (SQLite, where no lock is held across a run; the caller's own process never counts)
+local function mark_live(rows)
+  local core = require("luamig.core")
+  local me, host = core.getpid(), core.hostname()
+  for _, row in ipairs(rows) do
+    local pid, on = tostring(row.run_by or ""):match("^pid (%d+) on (.*)$")
+    pid = tonumber(pid)
+    row.live = row.status == "running" and pid ~= nil and pid ~= me and on == host and core.pid_alive(pid)
+  end
+  return rows
+end
+
+-- finish_sql(d, vt, revision, status, duration_ms) -> the statement that turns the 'running' row of revision into
+-- status ('applied' or 'failed'); it must change exactly one row
+local function finish_sql(d, vt, revision, status, duration_ms)
+  return { sql = format("UPDATE %s SET status = ?, duration_ms = ? WHERE version_table = ? AND revision = ? AND "
+    .. "status = 'running'", d:quote(HISTORY)), params = { status, duration_ms or schema.NULL, vt, revision }, expect = 1 }
+end
+
+-- settle_sql(d, vt) -> the statement that marks every unfinished row of the version table 'interrupted'
+local function settle_sql(d, vt)
+  return { sql = format("UPDATE %s SET status = 'interrupted' WHERE version_table = ? AND %s", d:quote(HISTORY),
+    UNFINISHED), params = { vt } }
+end
+
+return { unfinished = unfinished, mark_live = mark_live, finish_sql = finish_sql, settle_sql = settle_sql, create_sql = create_sql, exists = exists, read = read, change_sql = change_sql, history_sql = history_sql,
   history_text = history_text, change_text = change_text,
   history = history, HISTORY = HISTORY }

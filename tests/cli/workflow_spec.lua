@@ -143,7 +143,7 @@ describe("#cli workflow", function()
     assert.equal(0, cur.code)
     assert.matches('^{"current":%[{"branch_labels":%[%],"depends_on":%[%],"down_revisions":%[%],"is_branch_point":false,'
       .. '"is_current":true,"is_head":false,"is_merge_point":false,"known":true,"message":"create widgets",'
-      .. '"path":"migrations/versions/[^"]+","revision":"' .. id1 .. '"}%],"url":"sqlite:///%./app%.db"}\n$', cur.out)
+      .. '"path":"migrations/versions/[^"]+","revision":"' .. id1 .. '"}%],"unfinished":%[%],"url":"sqlite:///%./app%.db"}\n$', cur.out)
     assert.matches('"revision":"' .. id2 .. '"', run("heads --json").out)
     local hist = run("--json history")
     assert.matches('^{"history":%[{"branch_labels":%[%],"depends_on":%[%],"down_revisions":%["' .. id1 .. '"%]', hist.out)

@@ -3,7 +3,35 @@ local exitcodes = require("luamig.exitcodes")
 local json = require("luamig.json")
 local fmt = require("luamig.format")
 
-local format, concat = string.format, table.concat
+local format, concat, ipairs, tostring = string.format, table.concat, ipairs, tostring
+
+-- unfinished(ctx, db) -> migrations that ran outside a transaction and did not finish, each with .state:
+-- "running" (its runner is still at work), "interrupted" or "failed"; or nil, message
+local function unfinished(ctx, db)
+  local vt = require("luamig.version_table")
+  local cfg = ctx._cfg
+  local rows, err = vt.unfinished(db.conn, db.dialect, cfg.version_table)
+  if not rows then return nil, format("cannot read %s of %s: %s", vt.HISTORY, db.url, err) end
+  if #rows == 0 then return rows end
+  local locked
+  if db.dialect.name == "sqlite" then
+    vt.mark_live(rows)
+  else
+    locked = require("luamig.lock").held_by(db, cfg) ~= nil
+  end
+  for _, row in ipairs(rows) do
+    local live = row.status == "running" and (row.live or locked)
+    row.state = live and "running" or (row.status == "failed" and "failed" or "interrupted")
+  end
+  return rows
+end
+
+local function unfinished_line(row)
+  local text = format("%s (%s: %s started %s by %s, outside a transaction", row.revision, row.state, row.direction,
+    tostring(row.applied_at), tostring(row.run_by or "?"))
+  if row.state == "running" then return text .. ")" end
+  return text .. "; `luamig upgrade --resume` runs it again, `luamig stamp` settles the version)"
+end
 
 return {
   summary = "show the database's current revision(s)",
@@ -17,6 +45,8 @@ return {
     if not graph then return nil, err, exitcodes.FAILED end
     local heads, db = ctx:db_heads()
     if not heads then return nil, db, exitcodes.FAILED end
+    local pending, perr = unfinished(ctx, db)
+    if not pending then return nil, perr, exitcodes.FAILED end
     if ctx.json then
       local items, at = {}, {}
       for _, h in ipairs(heads) do at[h] = true end
@@ -26,7 +56,12 @@ return {
         rec.known = r ~= nil
         items[#items + 1] = rec
       end
-      ctx:out(json.encode({ current = json.array(items), url = db.url }))
+      local unf = {}
+      for i, row in ipairs(pending) do
+        unf[i] = { revision = row.revision, direction = row.direction, state = row.state, started_at = row.applied_at,
+          run_by = row.run_by or json.null }
+      end
+      ctx:out(json.encode({ current = json.array(items), unfinished = json.array(unf), url = db.url }))
     else
       if ctx.verbose then ctx:out(format("Current revision(s) for %s:", db.url)) end
       for _, h in ipairs(heads) do
@@ -39,6 +74,7 @@ return {
           ctx:out(fmt.line(graph, r))
         end
       end
+      for _, row in ipairs(pending) do ctx:out(unfinished_line(row)) end
       if #heads == 0 and ctx.verbose then ctx:info("no revision applied (base)") end
     end
     if ctx.options.check_heads then

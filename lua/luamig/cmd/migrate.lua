@@ -35,6 +35,28 @@ local function split_range(spec)
   return nil, spec
 end
 
+-- backup(ctx) -> true, or nil, message: copies the SQLite database to <db>.<UTC timestamp>.bak with the online
+-- backup API before the run changes it
+local function backup(ctx)
+  local core = require("luamig.core")
+  local path = require("luamig.path")
+  local db = ctx._db
+  if not db.path or db.path == "" or db.path == ":memory:" then
+    return nil, "--backup: an in-memory database has nothing to back up"
+  end
+  local stamp = os.date("!%Y%m%dT%H%M%SZ")
+  local file = format("%s.%s.bak", db.path, stamp)
+  local n = 1
+  while core.filetype(file) do
+    n = n + 1
+    file = format("%s.%s-%d.bak", db.path, stamp, n)
+  end
+  local ok, err = db.conn:backup(file)
+  if not ok then return nil, format("--backup: cannot copy %s to %s: %s", db.path, file, err) end
+  ctx:info("backup: " .. (path.display(file):gsub("^%./", "")))
+  return true
+end
+
 local function report_json(ctx, direction, n, heads)
   local json = require("luamig.json")
   ctx:out(json.encode({ command = direction, applied = n, current = json.array(heads or {}) }))
@@ -42,6 +64,10 @@ end
 
 local function run(ctx, direction, spec, opts)
   if ctx.options.sql then
+    if opts.backup or opts.resume then
+      return nil, format("--sql never connects: it cannot take %s", opts.backup and "--backup" or "--resume"),
+        exitcodes.USAGE
+    end
     local from, to = split_range(spec)
     if direction == "downgrade" and (from == nil or from == "") then
       return nil, "downgrade --sql needs FROM:TO (the revision the database is at, and the target)", exitcodes.USAGE
@@ -53,8 +79,17 @@ local function run(ctx, direction, spec, opts)
     if not n then return nil, rerr, exitcodes.FAILED end
     return true
   end
+  if opts.backup then
+    local cfg, cerr = ctx:config()
+    if not cfg then return nil, cerr, exitcodes.FAILED end
+    local u = require("luamig.url").parse(cfg.url)
+    if u and u.dialect ~= "sqlite" then
+      return nil, "--backup copies SQLite databases; back PostgreSQL up with pg_dump", exitcodes.USAGE
+    end
+  end
   local runner, err = ctx:runner()
   if not runner then return nil, err, exitcodes.FAILED end
+  if opts.backup then opts.before_changes = function() return backup(ctx) end end
   local n, rerr = runner:migrate(direction, spec, opts)
   if not n then return nil, rerr, exitcodes.FAILED end
   if ctx.json then
@@ -67,7 +102,10 @@ end
 
 local SQL_OPTION = { long = "--sql", key = "sql", help = "write the SQL to stdout instead of running it (no connection); FROM:TO ranges" }
 local TAG_OPTION = { long = "--tag", arg = "TAG", key = "tag", help = "a tag passed to env.lua as context.tag" }
+local RESUME_OPTION = { long = "--resume", key = "resume",
+  help = "first run again a migration that ran outside a transaction and did not finish" }
+local BACKUP_OPTION = { long = "--backup", key = "backup", help = "SQLite: copy the database to <db>.<timestamp>.bak first" }
 local SINGLE_OPTION = { long = "--single-transaction", key = "single_transaction", help = "one transaction around the whole run" }
 
 return { run = run, offline_runner = offline_runner, split_range = split_range, report_json = report_json,
-  SQL_OPTION = SQL_OPTION, TAG_OPTION = TAG_OPTION, SINGLE_OPTION = SINGLE_OPTION }
+  SQL_OPTION = SQL_OPTION, RESUME_OPTION = RESUME_OPTION, BACKUP_OPTION = BACKUP_OPTION, TAG_OPTION = TAG_OPTION, SINGLE_OPTION = SINGLE_OPTION }

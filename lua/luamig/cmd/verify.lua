@@ -23,7 +23,7 @@ return {
     if not rows then return nil, format("cannot read luamig_history of %s: %s", db.url, herr), exitcodes.FAILED end
     for i = #rows, 1, -1 do -- oldest first, so the newest application wins
       local r = rows[i]
-      if r.direction == "upgrade" and r.checksum then recorded[r.revision] = r.checksum end
+      if r.direction == "upgrade" and r.status == "applied" and r.checksum then recorded[r.revision] = r.checksum end
     end
     local problems, checked, unrecorded = {}, 0, 0
     local known = {}
