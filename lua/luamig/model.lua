@@ -59,6 +59,9 @@ local function def_of(m)
   return type(m) == "table" and (m.__table or (m.columns and m)) or error("expected a model or a table definition", 0)
 end
 
+-- a name the naming convention leaves alone (nil stays nil: a constraint the database has no name for)
+local function final(name) return name and schema.f(name) or nil end
+
 -- create_calls(model) -> { { "create_table", name, items }, { "create_index", name, table, cols, opts }, ... }
 local function create_calls(m)
   local def = def_of(m)
@@ -68,22 +71,25 @@ local function create_calls(m)
       autoincrement = c.autoincrement }
   end
   if def.primary_key then
-    local pk = { schema.f(def.primary_key.name) }
-    items[#items + 1] = schema.primary_key({ name = pk[1], table.unpack(def.primary_key.columns) })
+    items[#items + 1] = schema.primary_key({ name = final(def.primary_key.name), table.unpack(def.primary_key.columns) })
   end
   for _, fk in ipairs(def.foreign_keys) do
     items[#items + 1] = schema.foreign_key(fk.columns, fk.reftable, fk.refcolumns,
-      { name = schema.f(fk.name), ondelete = fk.ondelete, onupdate = fk.onupdate, deferrable = fk.deferrable })
+      { name = final(fk.name), ondelete = fk.ondelete, onupdate = fk.onupdate, deferrable = fk.deferrable })
   end
   for _, uq in ipairs(def.uniques) do
-    items[#items + 1] = schema.unique({ name = schema.f(uq.name), table.unpack(uq.columns) })
+    items[#items + 1] = schema.unique({ name = final(uq.name), table.unpack(uq.columns) })
   end
   for _, ck in ipairs(def.checks) do
-    items[#items + 1] = schema.check(ck.expr, { name = ck.name and schema.f(ck.name) })
+    items[#items + 1] = schema.check(ck.expr, { name = final(ck.name) })
   end
   local calls = { { "create_table", def.name, items } }
   for _, ix in ipairs(def.indexes) do
-    calls[#calls + 1] = { "create_index", schema.f(ix.name), def.name, ix.columns, { unique = ix.unique, where = ix.where } }
+    local opts
+    if ix.unique or ix.where then
+      opts = { unique = ix.unique or nil, where = ix.where and (schema.is_text(ix.where) and ix.where or schema.text(ix.where)) }
+    end
+    calls[#calls + 1] = { "create_index", final(ix.name), def.name, ix.columns, opts }
   end
   return calls
 end
@@ -93,7 +99,7 @@ local function drop_calls(m)
   local def = def_of(m)
   local calls = {}
   for i = #def.indexes, 1, -1 do
-    calls[#calls + 1] = { "drop_index", schema.f(def.indexes[i].name), def.name }
+    calls[#calls + 1] = { "drop_index", final(def.indexes[i].name), def.name }
   end
   calls[#calls + 1] = { "drop_table", def.name }
   return calls

@@ -122,7 +122,34 @@ function Runner:run_op(o)
     return
   end
   for _, st in ipairs(self.dialect:compile(o)) do
-    if type(st) == "string" then self:exec(st) else self:exec(st.sql, st.params) end
+    if type(st) == "string" then
+      self:exec(st)
+    elseif st.rebuild then
+      self:rebuild(st.rebuild, st.try_alter)
+    else
+      self:exec(st.sql, st.params)
+    end
+  end
+end
+
+-- rebuild(o, try_alter): an op SQLite's ALTER TABLE cannot do, as a table rebuild of the live table (or, for a
+-- drop_column that allows it, ALTER TABLE DROP COLUMN); then the foreign keys of and to the table are checked.
+function Runner:rebuild(o, try_alter)
+  local d = self.dialect
+  if self.emit then
+    if try_alter then
+      self:exec(format("ALTER TABLE %s DROP COLUMN %s", d:quote(o.table), d:quote(o.column)))
+      return
+    end
+    error(format("%s('%s'): SQLite needs a table rebuild for this, which reads the live table; it cannot be written "
+      .. "with --sql", o.op, o.table), 0)
+  end
+  local rebuild = require("luamig.sqlite_rebuild")
+  local stmts, tbl = rebuild.statements(self.conn, d, o, self.cfg.version_table)
+  for _, st in ipairs(stmts) do self:exec(st) end
+  if tbl then
+    local problem = rebuild.foreign_key_problem(self.conn, tbl)
+    if problem then sql_error("PRAGMA foreign_key_check", format("after rebuilding %s: %s", tbl, problem), 0) end
   end
 end
 
@@ -674,11 +701,22 @@ function Runner:await_unfinished(opts)
   end
 end
 
--- migrate(direction, spec, opts) -> number of steps applied, or nil, error {msg, details}
+-- migrate(direction, spec, opts): see migrate_steps. On SQLite, foreign-key enforcement is off while migrating, as
+-- SQLite's own procedure for schema changes requires (a table rebuild drops the old table; with enforcement on,
+-- that would fire ON DELETE actions), and back on afterwards; rebuilds check the foreign keys they touch.
+function Runner:migrate(direction, spec, opts)
+  if not self.sqlite then return self:migrate_steps(direction, spec, opts) end
+  self.conn:exec("PRAGMA foreign_keys = OFF")
+  local n, err = self:migrate_steps(direction, spec, opts)
+  self.conn:exec("PRAGMA foreign_keys = ON")
+  return n, err
+end
+
+-- migrate_steps(direction, spec, opts) -> number of steps applied, or nil, error {msg, details}
 -- opts.single_transaction: one transaction around the whole run. opts.resume: run an unfinished migration (one
 -- that ran outside a transaction and was interrupted or failed) again first. opts.before_changes: called once
 -- before the first step when there is one (the backup); returns true, or nil, message to stop.
-function Runner:migrate(direction, spec, opts)
+function Runner:migrate_steps(direction, spec, opts)
   opts = opts or {}
   local current, err = self:heads()
   if not current then return nil, { msg = err } end

@@ -52,6 +52,7 @@ function TypeMT.__tostring(self)
     return format("t.numeric(%d)", self.precision)
   end
   if (k == "datetime" or k == "time") and self.timezone then return format("t.%s{ timezone = true }", k) end
+  if k == "raw" then return "t.raw(" .. quote_lua(self.sql) .. ")" end
   if k == "enum" then
     local parts = {}
     for i, v in ipairs(self.values) do parts[i] = quote_lua(v) end
@@ -63,7 +64,7 @@ end
 
 function TypeMT.__eq(a, b)
   if a.kind ~= b.kind or a.length ~= b.length or a.precision ~= b.precision or a.scale ~= b.scale
-    or (a.timezone or false) ~= (b.timezone or false) or a.name ~= b.name then
+    or (a.timezone or false) ~= (b.timezone or false) or a.name ~= b.name or a.sql ~= b.sql then
     return false
   end
   if a.values or b.values then
@@ -78,6 +79,11 @@ local KINDS = { "integer", "biginteger", "smallinteger", "float", "numeric", "st
 
 local M = { is_type = is_type }
 for _, k in ipairs(KINDS) do M[k] = make(k) end
+-- t.raw("CIDR"): a type written as given, for what reflection finds and luamig has no name for
+M.raw = function(sql)
+  if type(sql) ~= "string" or sql == "" then error("t.raw takes the SQL type as a string", 0) end
+  return make("raw", { sql = sql })
+end
 
 return setmetatable(M, {
   __index = function(_, k)

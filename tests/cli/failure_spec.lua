@@ -67,15 +67,27 @@ describe("#cli atomic failure", function()
     assert.equal(before, S.dump(db))
   end)
 
-  it("an op the dialect cannot do fails cleanly before touching anything", function()
+  it("a table rebuild that fails leaves the database as it was, with no temporary table behind", function()
     S.migration(dir .. "/versions", { rev = "bbbb00000002", down = "aaaa00000001", msg = "alter", up = [[
   op.create_table("t3", { { "id", t.integer } })
+  op.execute("INSERT INTO things (id, label) VALUES (2, NULL)")
   op.alter_column("things", "label", { nullable = false })]] })
     assert.equal(0, run("upgrade aaaa00000001").code)
     local before = S.dump(db)
     local r = run("upgrade head")
     assert.equal(1, r.code)
-    assert.matches("failed at versions/bbbb00000002_alter%.lua:9: alter_column%('things'%): SQLite cannot change", r.errline)
+    assert.equal("luamig: upgrade aaaa00000001 -> bbbb00000002 failed at versions/bbbb00000002_alter.lua:10: NOT NULL "
+      .. "constraint failed: _luamig_tmp_things.label; statement: INSERT INTO _luamig_tmp_things (id, label) SELECT id, "
+      .. "label FROM things", r.errline)
     assert.equal(before, S.dump(db))
+    -- fixed, the retry succeeds
+    S.migration(dir .. "/versions", { rev = "bbbb00000002", down = "aaaa00000001", msg = "alter", up = [[
+  op.create_table("t3", { { "id", t.integer } })
+  op.execute("INSERT INTO things (id, label) VALUES (2, 'two')")
+  op.alter_column("things", "label", { nullable = false })]] })
+    r = run("upgrade head")
+    assert.equal(0, r.code, r.err)
+    assert.same({ "id INTEGER 1 - 1", "label TEXT 1 - 0" }, S.columns(db, "things"))
+    assert.equal("1|one\n2|two", S.sql(db, "SELECT id, label FROM things ORDER BY id"))
   end)
 end)

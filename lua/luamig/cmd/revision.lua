@@ -85,7 +85,8 @@ local function write(ctx, f)
   local file = path.join(dir, name .. ".lua")
   if path.exists(file) then return nil, format("%s already exists", path.display(file)), exitcodes.FAILED end
   local text = templates.migration({ message = f.message, revision = rev, down_revision = f.down_revision,
-    branch_labels = f.branch_labels, depends_on = f.depends_on, create_date = create_date })
+    branch_labels = f.branch_labels, depends_on = f.depends_on, create_date = create_date,
+    upgrade_body = f.upgrade_body, downgrade_body = f.downgrade_body })
   local wok, werr = path.write_file(file, text)
   if not wok then return nil, format("cannot write %s: %s", path.display(file), werr), exitcodes.FAILED end
   for _, hook in ipairs(cfg.post_write_hooks) do
@@ -132,10 +133,12 @@ end
 
 return {
   summary = "write a new migration file",
-  usage = "luamig revision -m MSG [--head H] [--splice] [--branch-label L] [--depends-on R] [--rev-id ID] [--version-path P]",
+  usage = "luamig revision -m MSG [--autogenerate] [--head H] [--splice] [--branch-label L] [--depends-on R] [--rev-id ID]\n"
+    .. "  [--version-path P]",
   max_args = 0,
   options = {
     { short = "-m", long = "--message", arg = "MSG", key = "message", help = "what the migration does" },
+    { long = "--autogenerate", key = "autogenerate", help = "write the ops that bring the database to the models" },
     { long = "--head", arg = "H", key = "head", help = "the parent: a head, label@head, or base for a new base" },
     { long = "--splice", key = "splice", help = "allow a parent that is not a head (starts a new branch)" },
     { long = "--branch-label", arg = "L", key = "branch_label", help = "a branch label for the new revision" },
@@ -173,7 +176,18 @@ return {
         deps[#deps + 1] = graph.labels[d] and d or r.revision
       end
     end
+    local up_body, down_body
+    if o.autogenerate then
+      local list, aerr, acode = require("luamig.cmd.check").diffs(ctx)
+      if not list then return nil, aerr, acode end
+      if #list == 0 then ctx:info("No changes in schema detected.") end
+      for _, d in ipairs(list) do ctx:info("Detected " .. d.text) end
+      up_body, down_body = require("luamig.autogen").render(list)
+      if up_body == "" then up_body = nil end
+      if down_body == "" then down_body = nil end
+    end
     return write(ctx, { message = o.message, rev = o.rev_id, down_revision = parent or nil,
-      branch_labels = o.branch_label and { o.branch_label } or nil, depends_on = deps, version_path = o.version_path })
+      branch_labels = o.branch_label and { o.branch_label } or nil, depends_on = deps, version_path = o.version_path,
+      upgrade_body = up_body, downgrade_body = down_body })
   end,
 }

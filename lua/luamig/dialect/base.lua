@@ -112,6 +112,10 @@ function Base:column_sql(col, serial)
   if not col.nullable then parts[#parts + 1] = "NOT NULL" end
   local extra = self:column_type_constraint(col)
   if extra then parts[#parts + 1] = extra end
+  -- CHECKs written on the column itself, as reflection finds them (a table rebuild keeps them there)
+  for _, ck in ipairs(col.checks or {}) do
+    parts[#parts + 1] = self:named(ck.name, "CHECK (" .. ck.expr .. ")")
+  end
   return concat(parts, " ")
 end
 
@@ -127,6 +131,7 @@ function Base:type_sql(ty)
     if ty.precision then return format("NUMERIC(%d)", ty.precision) end
     return "NUMERIC"
   end
+  if k == "raw" then return ty.sql end
   local special = self:special_type_sql(ty)
   if special then return special end
   error(self.name .. ": no SQL type for " .. tostring(ty), 0)

@@ -1,5 +1,5 @@
 -- The SQLite dialect: types per SPEC 4.1 and the ALTER TABLE forms SQLite has (RENAME TO, ADD COLUMN,
--- DROP COLUMN, RENAME COLUMN). Changes that need a table rebuild are refused with a message that says so.
+-- DROP COLUMN, RENAME COLUMN). Changes that need a table rebuild come out as { rebuild = op } for the runner.
 local Base = require("luamig.dialect.base")
 local schema = require("luamig.schema")
 
@@ -27,17 +27,15 @@ function SQLite:column_type_constraint(col)
   return format("CHECK (%s IN (%s))", self:quote(col.name), concat(vals, ", "))
 end
 
-local function needs_rebuild(o, what)
-  error(format("%s('%s'): SQLite cannot %s with ALTER TABLE; that takes a table rebuild (move and copy), "
-    .. "which luamig cannot do yet", o.op, o.table, what), 0)
-end
+-- What SQLite's ALTER TABLE cannot do becomes a table rebuild, which the runner carries out against the live table
+-- (luamig.sqlite_rebuild).
+local function rebuild(o) return { { rebuild = o } } end
 
 local C = setmetatable({}, { __index = Base.compilers })
 
 function C.add_column(d, o)
   local col = o.column
-  if col.primary_key then needs_rebuild(o, "add a primary key column") end
-  if col.unique and not col.index then needs_rebuild(o, "add a column with a UNIQUE constraint") end
+  if col.primary_key or (col.unique and not col.index) then return rebuild(o) end
   local s = format("ALTER TABLE %s ADD COLUMN %s", d:quote(o.table), d:column_sql(col))
   if col.ref_table then
     local name = schema.conv_name(o.naming_convention, "fk", { table = o.table, columns = { col.name }, reftable = col.ref_table })
@@ -55,9 +53,7 @@ end
 
 function C.alter_column(d, o)
   local ch = o.changes
-  if ch.nullable ~= nil or ch.server_default ~= nil or ch.type ~= nil then
-    needs_rebuild(o, "change a column's type, nullability or default")
-  end
+  if ch.nullable ~= nil or ch.server_default ~= nil or ch.type ~= nil then return rebuild(o) end
   if ch.new_column_name then
     return { format("ALTER TABLE %s RENAME COLUMN %s TO %s", d:quote(o.table), d:quote(o.column), d:quote(ch.new_column_name)) }
   end
@@ -66,7 +62,12 @@ end
 
 for _, k in ipairs({ "create_unique_constraint", "create_foreign_key", "create_check_constraint", "create_primary_key",
   "drop_constraint" }) do
-  C[k] = function(_d, o) needs_rebuild(o, "add or drop a constraint") end
+  C[k] = function(_d, o) return rebuild(o) end
+end
+
+-- A column an index or constraint uses cannot be dropped with ALTER TABLE: the runner looks and rebuilds then.
+function C.drop_column(_d, o)
+  return { { rebuild = o, try_alter = true } }
 end
 
 SQLite.compilers = C

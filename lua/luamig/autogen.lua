@@ -1,0 +1,405 @@
+-- Autogenerate: compare the model registry with the reflected database and write what differs as `op` calls.
+--
+-- A call is data, { "create_index", name, table, columns, opts }, the same shape model.create_calls makes for the
+-- kit helpers, so a generated file and a helper make the same op values. Every difference carries its upgrade
+-- calls and the downgrade calls that undo them; the downgrade is the differences' downgrades in reverse order.
+-- Types and defaults are compared as each dialect writes them, normalised, so that spellings of one thing
+-- (VARCHAR/TEXT on SQLite, int4/integer and '[]'::jsonb on PostgreSQL) are not reported as changes.
+local model = require("luamig.model")
+local schema = require("luamig.schema")
+local types = require("luamig.types")
+local reflect = require("luamig.reflect")
+local core = require("luamig.core")
+
+local format, concat, ipairs, type, tostring, sort, upper = string.format, table.concat, ipairs, type,
+  tostring, table.sort, string.upper
+local next, pcall = next, pcall
+
+-- Normalisation ----------------------------------------------------------------------------------------------
+
+local TEXT_FAMILY = { VARCHAR = true, TEXT = true, CHAR = true, CHARACTER = true, NVARCHAR = true, CLOB = true,
+  ["CHARACTER VARYING"] = true, NCHAR = true }
+
+-- type_key(d, ty) -> how the dialect sees a type: SQLite keeps only the name (it enforces no length), with the
+-- text types as one; PostgreSQL the whole rendered type
+local function type_key(d, ty)
+  local sql = upper(d:type_sql(ty)):gsub("%s+", " ")
+  if d.name == "sqlite" then
+    local base = sql:match("^([%a ]-) ?%(") or sql
+    base = base:gsub(" $", "")
+    if TEXT_FAMILY[base] then return "TEXT" end
+    return base
+  end
+  return sql
+end
+
+-- outside quotes: lower-case, no spaces, no casts
+local function norm_sql(s)
+  local out = {}
+  local i = 1
+  while i <= #s do
+    local q = s:find("'", i, true)
+    local chunk = s:sub(i, q and q - 1 or #s)
+    chunk = chunk:lower():gsub("::[%a_][%w_ ]*", ""):gsub("%s+", "")
+    out[#out + 1] = chunk
+    if not q then break end
+    local e = q + 1
+    while true do
+      local n = s:find("'", e, true)
+      if not n then e = #s break end
+      if s:sub(n + 1, n + 1) == "'" then e = n + 2 else e = n break end
+    end
+    out[#out + 1] = s:sub(q, e)
+    i = e + 1
+  end
+  local r = concat(out)
+  -- redundant outer parentheses: (0), ((CURRENT_TIMESTAMP))
+  while r:sub(1, 1) == "(" and r:sub(-1) == ")" do
+    local depth, balanced = 0, true
+    for k = 1, #r - 1 do
+      local c = r:sub(k, k)
+      if c == "(" then depth = depth + 1 elseif c == ")" then depth = depth - 1 end
+      if depth == 0 then balanced = false break end
+    end
+    if not balanced then break end
+    r = r:sub(2, -2)
+  end
+  return r
+end
+
+local function default_key(d, v)
+  if v == nil then return nil end
+  return norm_sql(d:default_sql(v))
+end
+
+local function cols_key(list) return concat(list, ",") end
+
+-- Calls ------------------------------------------------------------------------------------------------------
+
+local function named(name) return name and schema.f(name) or nil end
+
+local function col_spec(c)
+  return { c.name, c.type, nullable = c.nullable, server_default = c.server_default, comment = c.comment,
+    autoincrement = c.autoincrement }
+end
+
+local function index_call(ix, tname)
+  local opts = {}
+  if ix.unique then opts.unique = true end
+  if ix.where then opts.where = schema.is_text(ix.where) and ix.where or schema.text(tostring(ix.where)) end
+  return { "create_index", named(ix.name), tname, ix.columns, next(opts) and opts or nil }
+end
+
+local function fk_call(fk, tname)
+  local opts = {}
+  if fk.ondelete then opts.ondelete = fk.ondelete end
+  if fk.onupdate then opts.onupdate = fk.onupdate end
+  if fk.deferrable then opts.deferrable = true end
+  return { "create_foreign_key", named(fk.name), tname, fk.reftable, fk.columns, fk.refcolumns, next(opts) and opts or nil }
+end
+
+-- Compare ----------------------------------------------------------------------------------------------------
+
+-- Orders tables so that a table comes after the tables it references (cycles keep their name order).
+local function dependency_order(defs)
+  local by_name, out, state = {}, {}, {}
+  for _, d in ipairs(defs) do by_name[d.name] = d end
+  local names = {}
+  for _, d in ipairs(defs) do names[#names + 1] = d.name end
+  sort(names)
+  local function visit(n)
+    if state[n] then return end
+    state[n] = "visiting"
+    local d = by_name[n]
+    local refs = {}
+    for _, fk in ipairs(d.foreign_keys) do refs[#refs + 1] = fk.reftable end
+    sort(refs)
+    for _, r in ipairs(refs) do
+      if by_name[r] and r ~= n and state[r] ~= "visiting" then visit(r) end
+    end
+    state[n] = "done"
+    out[#out + 1] = d
+  end
+  for _, n in ipairs(names) do visit(n) end
+  return out
+end
+
+local function by_key(list, key)
+  local m = {}
+  for _, x in ipairs(list) do m[key(x)] = x end
+  return m
+end
+
+-- Constraints without a name are matched by what they are.
+local function uq_key(u) return u.name or ("(" .. cols_key(u.columns) .. ")") end
+local function fk_key(f) return f.name or ("(" .. cols_key(f.columns) .. ")->" .. f.reftable .. "(" .. cols_key(f.refcolumns) .. ")") end
+local function ck_key(c) return c.name or ("(" .. norm_sql(c.expr) .. ")") end
+
+local function changed_column(d, m, r)
+  local ch = {}
+  if type_key(d, m.type) ~= type_key(d, r.type) then ch.type = true end
+  if m.nullable ~= r.nullable then ch.nullable = true end
+  if default_key(d, m.server_default) ~= default_key(d, r.server_default) then ch.default = true end
+  return next(ch) and ch or nil
+end
+
+-- compare_table(d, m, r) -> list of differences of one table present on both sides
+local function compare_table(d, m, r, out)
+  local t = m.name
+  local rcols = by_key(r.columns, function(c) return c.name end)
+  local mcols = by_key(m.columns, function(c) return c.name end)
+  local drops_last = {}
+  local function add(diff) out[#out + 1] = diff end
+  -- removed constraints and indexes first: they may hold columns that go
+  local mfk, rfk = by_key(m.foreign_keys, fk_key), by_key(r.foreign_keys, fk_key)
+  local muq, ruq = by_key(m.uniques, uq_key), by_key(r.uniques, uq_key)
+  local mck, rck = by_key(m.checks, ck_key), by_key(r.checks, ck_key)
+  local mix, rix = by_key(m.indexes, function(x) return x.name end), by_key(r.indexes, function(x) return x.name end)
+  local function same_index(a, b)
+    return cols_key(a.columns) == cols_key(b.columns) and (a.unique or false) == (b.unique or false)
+      and norm_sql(a.where and tostring(a.where) or "") == norm_sql(b.where and tostring(b.where) or "")
+  end
+  local function same_fk(a, b)
+    return cols_key(a.columns) == cols_key(b.columns) and a.reftable == b.reftable and cols_key(a.refcolumns) == cols_key(b.refcolumns)
+      and upper(a.ondelete or "NO ACTION") == upper(b.ondelete or "NO ACTION")
+      and upper(a.onupdate or "NO ACTION") == upper(b.onupdate or "NO ACTION")
+  end
+  for _, fk in ipairs(r.foreign_keys) do
+    local k = fk_key(fk)
+    if not mfk[k] or not same_fk(mfk[k], fk) then
+      add({ text = format("- foreign key %s on %s(%s)", fk.name or "(unnamed)", t, cols_key(fk.columns)),
+        up = { { "drop_constraint", named(fk.name) or "?", t, { type = "foreignkey" } } }, down = { fk_call(fk, t) },
+        unnamed = not fk.name })
+    end
+  end
+  for _, u in ipairs(r.uniques) do
+    local k = uq_key(u)
+    if not muq[k] or cols_key(muq[k].columns) ~= cols_key(u.columns) then
+      add({ text = format("- unique constraint %s on %s(%s)", u.name or "(unnamed)", t, cols_key(u.columns)),
+        up = { { "drop_constraint", named(u.name) or "?", t, { type = "unique" } } },
+        down = { { "create_unique_constraint", named(u.name), t, u.columns } }, unnamed = not u.name })
+    end
+  end
+  for _, c in ipairs(r.checks) do
+    local k = ck_key(c)
+    if not mck[k] or norm_sql(mck[k].expr) ~= norm_sql(c.expr) then
+      add({ text = format("- check constraint %s on %s", c.name or "(unnamed)", t),
+        up = { { "drop_constraint", named(c.name) or "?", t, { type = "check" } } },
+        down = { { "create_check_constraint", named(c.name), t, c.expr } }, unnamed = not c.name })
+    end
+  end
+  for _, ix in ipairs(r.indexes) do
+    if not mix[ix.name] or not same_index(mix[ix.name], ix) then
+      add({ text = format("- index %s on %s(%s)", ix.name, t, cols_key(ix.columns)),
+        up = { { "drop_index", named(ix.name), t } }, down = { index_call(ix, t) } })
+    end
+  end
+  -- columns
+  for _, c in ipairs(m.columns) do
+    local rc = rcols[c.name]
+    if not rc then
+      local hint
+      for _, old in ipairs(r.columns) do
+        if not mcols[old.name] and type_key(d, old.type) == type_key(d, c.type) then hint = old.name end
+      end
+      add({ text = format("+ column %s.%s", t, c.name), rename_from = hint,
+        up = { { "add_column", t, col_spec(c) } }, down = { { "drop_column", t, c.name } } })
+    else
+      local ch = changed_column(d, c, rc)
+      if ch then
+        local up, down = {}, {}
+        if ch.type then up.type, up.existing_type, down.type, down.existing_type = c.type, rc.type, rc.type, c.type end
+        if ch.nullable then up.nullable, down.nullable = c.nullable, rc.nullable
+        else up.existing_nullable, down.existing_nullable = c.nullable, c.nullable end
+        if ch.default then
+          up.server_default = c.server_default == nil and schema.NULL or c.server_default
+          down.server_default = rc.server_default == nil and schema.NULL or rc.server_default
+          up.existing_server_default, down.existing_server_default = rc.server_default, c.server_default
+        end
+        local what = {}
+        if ch.type then what[#what + 1] = format("type %s -> %s", d:type_sql(rc.type), d:type_sql(c.type)) end
+        if ch.nullable then what[#what + 1] = c.nullable and "NOT NULL -> NULL" or "NULL -> NOT NULL" end
+        if ch.default then
+          what[#what + 1] = format("default %s -> %s", rc.server_default and d:default_sql(rc.server_default) or "none",
+            c.server_default and d:default_sql(c.server_default) or "none")
+        end
+        add({ text = format("~ column %s.%s: %s", t, c.name, concat(what, ", ")),
+          up = { { "alter_column", t, c.name, up } }, down = { { "alter_column", t, c.name, down } } })
+      end
+    end
+  end
+  for _, c in ipairs(r.columns) do
+    if not mcols[c.name] then
+      drops_last[#drops_last + 1] = { text = format("- column %s.%s", t, c.name),
+        up = { { "drop_column", t, c.name } }, down = { { "add_column", t, col_spec(c) } } }
+    end
+  end
+  -- new constraints and indexes
+  for _, ix in ipairs(m.indexes) do
+    if not rix[ix.name] or not same_index(rix[ix.name], ix) then
+      add({ text = format("+ index %s on %s(%s)", ix.name, t, cols_key(ix.columns)),
+        up = { index_call(ix, t) }, down = { { "drop_index", named(ix.name), t } } })
+    end
+  end
+  for _, u in ipairs(m.uniques) do
+    local k = uq_key(u)
+    if not ruq[k] or cols_key(ruq[k].columns) ~= cols_key(u.columns) then
+      add({ text = format("+ unique constraint %s on %s(%s)", u.name or "(unnamed)", t, cols_key(u.columns)),
+        up = { { "create_unique_constraint", named(u.name), t, u.columns } },
+        down = { { "drop_constraint", named(u.name) or "?", t, { type = "unique" } } } })
+    end
+  end
+  for _, c in ipairs(m.checks) do
+    local k = ck_key(c)
+    if not rck[k] or norm_sql(rck[k].expr) ~= norm_sql(c.expr) then
+      add({ text = format("+ check constraint %s on %s", c.name or "(unnamed)", t),
+        up = { { "create_check_constraint", named(c.name), t, c.expr } },
+        down = { { "drop_constraint", named(c.name) or "?", t, { type = "check" } } } })
+    end
+  end
+  for _, fk in ipairs(m.foreign_keys) do
+    local k = fk_key(fk)
+    if not rfk[k] or not same_fk(rfk[k], fk) then
+      add({ text = format("+ foreign key %s on %s(%s) -> %s", fk.name or "(unnamed)", t, cols_key(fk.columns), fk.reftable),
+        up = { fk_call(fk, t) }, down = { { "drop_constraint", named(fk.name) or "?", t, { type = "foreignkey" } } } })
+    end
+  end
+  for _, diff in ipairs(drops_last) do add(diff) end
+end
+
+-- compare(metadata, reflected, d) -> list of differences { text, up = calls, down = calls }
+local function compare(metadata, reflected, d)
+  local diffs = {}
+  local rby = by_key(reflected, function(x) return x.name end)
+  local mby = by_key(metadata.tables, function(x) return x.name end)
+  local new_tables = {}
+  for _, m in ipairs(metadata.tables) do if not rby[m.name] then new_tables[#new_tables + 1] = m end end
+  for _, m in ipairs(dependency_order(new_tables)) do
+    diffs[#diffs + 1] = { text = "+ table " .. m.name, up = model.create_calls(m), down = model.drop_calls(m) }
+  end
+  local both = {}
+  for _, m in ipairs(metadata.tables) do if rby[m.name] then both[#both + 1] = m end end
+  sort(both, function(a, b) return a.name < b.name end)
+  for _, m in ipairs(both) do compare_table(d, m, rby[m.name], diffs) end
+  local gone = {}
+  for _, r in ipairs(reflected) do if not mby[r.name] then gone[#gone + 1] = r end end
+  local ordered = dependency_order(gone)
+  for i = #ordered, 1, -1 do
+    local r = ordered[i]
+    diffs[#diffs + 1] = { text = "- table " .. r.name, up = model.drop_calls(r), down = model.create_calls(r) }
+  end
+  return diffs
+end
+
+-- Render -----------------------------------------------------------------------------------------------------
+
+local render_value
+
+local function lua_string(s) return (format("%q", s):gsub("\\\n", "\\n")) end
+
+local COLUMN_KEYS = { "nullable", "server_default", "primary_key", "unique", "index", "references", "ondelete",
+  "onupdate", "comment", "autoincrement" }
+local OPTION_KEYS = { "type", "existing_type", "nullable", "existing_nullable", "server_default",
+  "existing_server_default", "new_column_name", "using", "unique", "where", "ondelete", "onupdate", "deferrable",
+  "name", "concurrently", "if_not_exists", "if_exists", "comment" }
+
+local function render_list(list)
+  local parts = {}
+  for i, v in ipairs(list) do parts[i] = render_value(v) end
+  return "{ " .. concat(parts, ", ") .. " }"
+end
+
+local function render_keys(v, keys, parts)
+  for _, k in ipairs(keys) do
+    if v[k] ~= nil then parts[#parts + 1] = k .. " = " .. render_value(v[k]) end
+  end
+  return parts
+end
+
+function render_value(v)
+  local tv = type(v)
+  if tv == "string" then return lua_string(v) end
+  if tv == "number" or tv == "boolean" or tv == "nil" then return tostring(v) end
+  if v == schema.NULL or v == core.NULL then return "op.NULL" end
+  if types.is_type(v) then return tostring(v) end
+  if schema.is_text(v) then return "op.text(" .. lua_string(v.sql) .. ")" end
+  local n, final = schema.name_of(v)
+  if final then return "op.f(" .. lua_string(n) .. ")" end
+  -- names inside create_table are final: the convention made them already, or the database has them
+  if v.item == "primary_key" or v.item == "unique" then
+    local parts = {}
+    for i, c in ipairs(v.columns) do parts[i] = lua_string(c) end
+    if v.name then parts[#parts + 1] = "name = op.f(" .. lua_string(v.name) .. ")" end
+    return "op." .. v.item .. " { " .. concat(parts, ", ") .. " }"
+  elseif v.item == "foreign_key" then
+    local opts = render_keys(v, { "ondelete", "onupdate", "deferrable" },
+      v.name and { "name = op.f(" .. lua_string(v.name) .. ")" } or {})
+    return format("op.foreign_key(%s, %s, %s%s)", render_list(v.columns), lua_string(v.reftable), render_list(v.refcolumns),
+      #opts > 0 and (", { " .. concat(opts, ", ") .. " }") or "")
+  elseif v.item == "check" then
+    return format("op.check(%s%s)", lua_string(v.expr), v.name and (", { name = op.f(" .. lua_string(v.name) .. ") }") or "")
+  end
+  if type(v[1]) == "string" and types.is_type(v[2]) then
+    local parts = { lua_string(v[1]), tostring(v[2]) }
+    return "{ " .. concat(render_keys(v, COLUMN_KEYS, parts), ", ") .. " }"
+  end
+  if #v > 0 then return render_list(v) end
+  local parts = render_keys(v, OPTION_KEYS, {})
+  if #parts == 0 then return "{}" end
+  return "{ " .. concat(parts, ", ") .. " }"
+end
+
+-- render_call(call, indent) -> Lua source of one op call; create_table puts one item per line
+local function render_call(call, indent)
+  local name = call[1]
+  if name == "create_table" then
+    local lines = { format("%sop.create_table(%s, {", indent, lua_string(call[2])) }
+    for _, item in ipairs(call[3]) do lines[#lines + 1] = indent .. "  " .. render_value(item) .. "," end
+    lines[#lines + 1] = indent .. "})"
+    return concat(lines, "\n")
+  end
+  local args = {}
+  local last = 1
+  for i = 2, #call + 1 do if call[i] ~= nil then last = i end end
+  for i = 2, last do args[#args + 1] = render_value(call[i]) end
+  return indent .. "op." .. name .. "(" .. concat(args, ", ") .. ")"
+end
+
+-- render(diffs) -> upgrade body, downgrade body (indented Lua lines)
+local function render(diffs)
+  local up, down = {}, {}
+  for _, diff in ipairs(diffs) do
+    if diff.rename_from then
+      up[#up + 1] = format("  -- a rename? if %s.%s was renamed to %s, use op.alter_column(%s, %s, { new_column_name = %s })"
+        .. " instead of dropping %s and adding %s", diff.up[1][2], diff.rename_from, diff.up[1][3][1], lua_string(diff.up[1][2]),
+        lua_string(diff.rename_from), lua_string(diff.up[1][3][1]), diff.rename_from, diff.up[1][3][1])
+    end
+    if diff.unnamed then up[#up + 1] = "  -- the database has no name for this constraint: name it here before running" end
+    for _, c in ipairs(diff.up) do up[#up + 1] = render_call(c, "  ") end
+  end
+  for i = #diffs, 1, -1 do
+    for _, c in ipairs(diffs[i].down) do down[#down + 1] = render_call(c, "  ") end
+  end
+  return concat(up, "\n"), concat(down, "\n")
+end
+
+-- calls_of(diffs, direction) -> the calls of the upgrade or of the downgrade, in order
+local function calls_of(diffs, direction)
+  local out = {}
+  if direction == "upgrade" then
+    for _, diff in ipairs(diffs) do for _, c in ipairs(diff.up) do out[#out + 1] = c end end
+  else
+    for i = #diffs, 1, -1 do for _, c in ipairs(diffs[i].down) do out[#out + 1] = c end end
+  end
+  return out
+end
+
+-- reflect_and_compare(conn, d, metadata, opts) -> diffs, or nil, message. opts: version_table, include
+local function reflect_and_compare(conn, d, metadata, opts)
+  local ok, reflected = pcall(reflect.tables, conn, d.name, opts)
+  if not ok then return nil, "cannot read the database's schema: " .. tostring(reflected) end
+  return compare(metadata, reflected, d)
+end
+
+return { compare = compare, render = render, render_call = render_call, render_value = render_value,
+  calls_of = calls_of, reflect_and_compare = reflect_and_compare, norm_sql = norm_sql, type_key = type_key }
