@@ -53,7 +53,13 @@ local function norm_sql(s)
     i = e + 1
   end
   local r = concat(out)
-  -- redundant outer parentheses: (0), ((CURRENT_TIMESTAMP))
+  -- parentheses around one name or literal: (0), ('x'), (price)
+  local n
+  r = " " .. r
+  repeat r, n = r:gsub("([^%w_])%(([%w_%.]+)%)", "%1%2") until n == 0
+  repeat r, n = r:gsub("([^%w_])%(('[^']*')%)", "%1%2") until n == 0
+  r = r:sub(2)
+  -- redundant outer parentheses: ((CURRENT_TIMESTAMP) = 1)
   while r:sub(1, 1) == "(" and r:sub(-1) == ")" do
     local depth, balanced = 0, true
     for k = 1, #r - 1 do

@@ -95,7 +95,8 @@ function C.alter_column(d, o)
   local out = {}
   if ch.type ~= nil then
     local s = format("ALTER TABLE %s ALTER COLUMN %s TYPE %s", t, c, d:type_sql(ch.type))
-    if ch.using then s = s .. " USING " .. tostring(ch.using) end
+    -- without USING, PostgreSQL refuses types with no assignment cast (varchar to integer): cast explicitly
+    s = s .. " USING " .. (ch.using and tostring(ch.using) or (c .. "::" .. d:type_sql(ch.type)))
     if ch.type.kind == "enum" then out[#out + 1] = d:enum_sql(ch.type) end
     out[#out + 1] = s
   end
