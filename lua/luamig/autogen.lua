@@ -271,6 +271,15 @@ local function compare_table(d, m, r, out)
     end
   end
   for _, diff in ipairs(drops_last) do add(diff) end
+  -- an Entity's updated_at trigger
+  if (m.updated_at_trigger or false) ~= (r.updated_at_trigger or false) then
+    local make, drop = model.trigger_calls(t, d.name)
+    if m.updated_at_trigger then
+      add({ text = format("+ trigger %s", model.trigger_name(t)), up = make, down = drop })
+    else
+      add({ text = format("- trigger %s", model.trigger_name(t)), up = drop, down = make })
+    end
+  end
 end
 
 -- compare(metadata, reflected, d) -> list of differences { text, up = calls, down = calls }
@@ -281,7 +290,7 @@ local function compare(metadata, reflected, d)
   local new_tables = {}
   for _, m in ipairs(metadata.tables) do if not rby[m.name] then new_tables[#new_tables + 1] = m end end
   for _, m in ipairs(dependency_order(new_tables)) do
-    diffs[#diffs + 1] = { text = "+ table " .. m.name, up = model.create_calls(m), down = model.drop_calls(m) }
+    diffs[#diffs + 1] = { text = "+ table " .. m.name, up = model.create_calls(m, d.name), down = model.drop_calls(m, d.name) }
   end
   local both = {}
   for _, m in ipairs(metadata.tables) do if rby[m.name] then both[#both + 1] = m end end
@@ -292,7 +301,7 @@ local function compare(metadata, reflected, d)
   local ordered = dependency_order(gone)
   for i = #ordered, 1, -1 do
     local r = ordered[i]
-    diffs[#diffs + 1] = { text = "- table " .. r.name, up = model.drop_calls(r), down = model.create_calls(r) }
+    diffs[#diffs + 1] = { text = "- table " .. r.name, up = model.drop_calls(r, d.name), down = model.create_calls(r, d.name) }
   end
   return diffs
 end

@@ -59,11 +59,40 @@ local function def_of(m)
   return type(m) == "table" and (m.__table or (m.columns and m)) or error("expected a model or a table definition", 0)
 end
 
+-- The trigger that keeps updated_at current (Entity's updated_at_trigger): its name, and the statements that make
+-- and drop it in each dialect. On PostgreSQL each table has its own trigger function, dropped with it.
+local function trigger_name(tbl) return "trg_" .. tbl .. "_updated_at" end
+
+local function trigger_sql(tbl, dialect_name)
+  local d = require("luamig.dialect").get(dialect_name)
+  local qt, trg = d:quote(tbl), d:quote(trigger_name(tbl))
+  if dialect_name == "sqlite" then
+    return { format("CREATE TRIGGER %s AFTER UPDATE ON %s FOR EACH ROW WHEN NEW.updated_at IS OLD.updated_at BEGIN "
+      .. "UPDATE %s SET updated_at = CURRENT_TIMESTAMP WHERE rowid = NEW.rowid; END", trg, qt, qt) },
+      { format("DROP TRIGGER IF EXISTS %s", trg) }
+  end
+  local fn = d:quote("set_updated_at_" .. tbl)
+  return { format("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      .. "NEW.updated_at = CURRENT_TIMESTAMP; RETURN NEW; END $$", fn),
+      format("CREATE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", trg, qt, fn) },
+    { format("DROP TRIGGER IF EXISTS %s ON %s", trg, qt), format("DROP FUNCTION IF EXISTS %s()", fn) }
+end
+
+-- trigger_calls(tbl, dialect_name) -> the execute calls that create the trigger, and those that drop it
+local function trigger_calls(tbl, dialect_name)
+  local make, drop = trigger_sql(tbl, dialect_name)
+  local up, down = {}, {}
+  for i, sql in ipairs(make) do up[i] = { "execute", sql } end
+  for i, sql in ipairs(drop) do down[i] = { "execute", sql } end
+  return up, down
+end
+
 -- a name the naming convention leaves alone (nil stays nil: a constraint the database has no name for)
 local function final(name) return name and schema.f(name) or nil end
 
--- create_calls(model) -> { { "create_table", name, items }, { "create_index", name, table, cols, opts }, ... }
-local function create_calls(m)
+-- create_calls(model, dialect_name) -> { { "create_table", name, items }, { "create_index", name, table, cols, opts },
+-- ... }; with a dialect, an Entity's updated_at trigger too
+local function create_calls(m, dialect_name)
   local def = def_of(m)
   local items = {}
   for _, c in ipairs(def.columns) do
@@ -91,13 +120,20 @@ local function create_calls(m)
     end
     calls[#calls + 1] = { "create_index", final(ix.name), def.name, ix.columns, opts }
   end
+  if def.updated_at_trigger and dialect_name then
+    for _, c in ipairs((trigger_calls(def.name, dialect_name))) do calls[#calls + 1] = c end
+  end
   return calls
 end
 
--- drop_calls(model) -> the inverse of create_calls: indexes first, then the table
-local function drop_calls(m)
+-- drop_calls(model, dialect_name) -> the inverse of create_calls: the trigger, indexes, then the table
+local function drop_calls(m, dialect_name)
   local def = def_of(m)
   local calls = {}
+  if def.updated_at_trigger and dialect_name then
+    local _, down = trigger_calls(def.name, dialect_name)
+    for _, c in ipairs(down) do calls[#calls + 1] = c end
+  end
   for i = #def.indexes, 1, -1 do
     calls[#calls + 1] = { "drop_index", final(def.indexes[i].name), def.name }
   end
@@ -116,5 +152,6 @@ return {
   MetaData = MetaData, metadata = metadata, Entity = Entity, Table = Table,
   primary_key = schema.primary_key, unique = schema.unique, foreign_key = schema.foreign_key, check = schema.check,
   index = schema.index, text = schema.text, f = schema.f,
-  create_calls = create_calls, drop_calls = drop_calls, apply_calls = apply_calls,
+  create_calls = create_calls, drop_calls = drop_calls, apply_calls = apply_calls, trigger_name = trigger_name,
+  trigger_calls = trigger_calls,
 }

@@ -245,6 +245,8 @@ local function sqlite_table(conn, name, sql)
     end
   end
   sort(def.indexes, function(a, b) return a.name < b.name end)
+  def.updated_at_trigger = #assert(conn:query("SELECT 1 AS x FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+    { "trg_" .. name .. "_updated_at" })) > 0
   return def
 end
 
@@ -371,6 +373,11 @@ local function pg_tables(conn, vt, include, only)
       if pred and pred:sub(1, 1) == "(" and pred:sub(-1) == ")" then pred = pred:sub(2, -2) end
       def.indexes[#def.indexes + 1] = { name = r.name, columns = names, unique = r.indisunique, where = pred }
     end
+  end
+  for _, r in ipairs(assert(conn:query("SELECT t.tgrelid::bigint AS oid, t.tgname FROM pg_catalog.pg_trigger t "
+    .. "WHERE NOT t.tgisinternal AND t.tgname LIKE 'trg\\_%\\_updated\\_at'"))) do
+    local def = by_oid[r.oid]
+    if def and r.tgname == "trg_" .. def.name .. "_updated_at" then def.updated_at_trigger = true end
   end
   for _, def in ipairs(out) do def.attnames = nil end
   return out

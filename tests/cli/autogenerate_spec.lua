@@ -98,6 +98,46 @@ for _, T in ipairs(S.targets()) do
       T.drop(db)
     end)
 
+    it("an Entity's updated_at trigger: generated, kept current on UPDATE, dropped and brought back", function()
+      local with = [[
+local model = require("luamig.model")
+local t = require("luamig.types")
+model.Entity("posts", { { "title", t.string(80) } }, { updated_at_trigger = true })
+]]
+      local dir = project(with)
+      local url, db = T.fresh(dir)
+      local function run(args) return S.run(T.url_arg(url) .. args, { cwd = dir }) end
+      assert.equal(0, run("revision --autogenerate -m posts --rev-id p1").code)
+      assert.same({ "create_table", "execute" .. (T.name == "postgres" and "\0execute" or "") },
+        { calls_in(S.read(dir .. "/versions/p1.lua"), "upgrade")[1], table.concat({ table.unpack(calls_in(S.read(dir
+          .. "/versions/p1.lua"), "upgrade"), 2) }, "\0") })
+      local r = run("upgrade head")
+      assert.equal(0, r.code, r.err)
+      assert.equal(0, run("check").code)
+      T.query(db, "INSERT INTO posts (id, title, created_at, updated_at) VALUES ('01J00000000000000000000000', 'a', "
+        .. "'2000-01-01 00:00:00', '2000-01-01 00:00:00')")
+      T.query(db, "UPDATE posts SET title = 'b'")
+      assert.equal("1", T.query(db, "SELECT count(*) FROM posts WHERE updated_at > '2001-01-01' AND created_at < '2001-01-01'"))
+      S.write(dir .. "/myapp/models.lua", (with:gsub(", { updated_at_trigger = true }", "")))
+      r = run("check")
+      assert.equal(3, r.code)
+      assert.same({ "- trigger trg_posts_updated_at" }, r.lines)
+      assert.equal(0, run("revision --autogenerate -m untrigger --rev-id p2").code)
+      assert.equal(0, run("upgrade head").code)
+      assert.equal(0, run("check").code)
+      assert.equal(0, run("downgrade -1").code)
+      os.remove(dir .. "/versions/p2.lua")
+      S.write(dir .. "/myapp/models.lua", with)
+      assert.equal(0, run("check").code)
+      assert.equal(0, run("downgrade base").code)
+      assert.same({ "luamig_history", "luamig_version" }, T.tables(db))
+      if T.name == "postgres" then
+        assert.equal("0", T.query(db, "SELECT count(*) FROM pg_proc WHERE proname = 'set_updated_at_posts'"))
+      end
+      S.rmrf(dir)
+      T.drop(db)
+    end)
+
     it("kit helpers make the same op values as the generated migration for the kit models", function()
       local dir = project([[require("luamig.kit.models")]])
       local url, db = T.fresh(dir)

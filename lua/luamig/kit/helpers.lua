@@ -9,8 +9,8 @@ local M = {}
 
 for fname, m in pairs({ configs = kit.Config, artifacts = kit.Artifact, config_artifacts = kit.ConfigArtifact,
   tasks = kit.Task }) do
-  M["create_" .. fname .. "_table"] = function(op) model.apply_calls(op, model.create_calls(m)) end
-  M["drop_" .. fname .. "_table"] = function(op) model.apply_calls(op, model.drop_calls(m)) end
+  M["create_" .. fname .. "_table"] = function(op) model.apply_calls(op, model.create_calls(m, op.dialect)) end
+  M["drop_" .. fname .. "_table"] = function(op) model.apply_calls(op, model.drop_calls(m, op.dialect)) end
 end
 
 M.tables = kit
