@@ -148,12 +148,12 @@ function Ctx:out(s) stdout(s) end
 function Ctx:info(s) if not self.quiet and not self.json then stderr(s) end end
 function Ctx:warn(s) stderr("luamig: warning: " .. s) end
 
--- config() -> settings, or nil, message
-function Ctx:config()
+-- config(no_file) -> settings, or nil, message. no_file: without -c, read no luamig.ini (the Lua API's open{url=})
+function Ctx:config(no_file)
   if self._cfg then return self._cfg end
   local cfg_mod = require("luamig.config")
   local cfg, err = cfg_mod.load({ config = self.options.config, name = self.options.name, url = self.options.url,
-    x = self.options.x })
+    x = self.options.x, no_file = no_file })
   if not cfg then return nil, err end
   -- The project directory comes first on package.path so env.lua, models and helpers can be required.
   package.path = format("%s/?.lua;%s/?/init.lua;%s", cfg.here, cfg.here, package.path)
@@ -288,4 +288,4 @@ local function main(argv)
   return code or exitcodes.FAILED
 end
 
-return { main = main, parse = parse, COMMANDS = COMMANDS }
+return { main = main, parse = parse, COMMANDS = COMMANDS, Ctx = Ctx }

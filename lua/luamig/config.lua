@@ -44,7 +44,8 @@ local function defaults(here)
 end
 
 -- load(opts) -> settings, or nil, message
--- opts: config (path), name (section), url (flag), x (table of -x values), getenv (for tests), cwd
+-- opts: config (path), name (section), url (flag), x (table of -x values), getenv (for tests), cwd, no_file (read
+-- no luamig.ini unless config names one)
 local function load(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
@@ -56,7 +57,9 @@ local function load(opts)
   end
   local abs = path.absolute(file, cwd)
   local cfg
-  if path.exists(abs) then
+  if not explicit and opts.no_file then
+    cfg = defaults(cwd)
+  elseif path.exists(abs) then
     local text, err = path.read_file(abs)
     if not text then return nil, format("cannot read config file %s: %s", file, err) end
     local parsed, perr = ini.parse(text, file)

@@ -1,0 +1,153 @@
+-- require("luamig"): the Lua API. Every function returns its result, or nil and a message; none raises.
+--
+--   local m, err = luamig.open{ config = "luamig.ini" }            -- or { url = ..., script_location = ... }
+--   m:upgrade("head"); m:downgrade("-1"); m:current(); m:history(); m:heads(); m:close()
+--   local rev, err = luamig.init{ url = ..., script_location = ... } -- at start-up: lock, upgrade to head, revision
+--
+-- open's options: config (an ini file; without it nothing is read from disk but the scripts), section, url,
+-- script_location, version_table, lock_timeout, statement_timeout, models (a list of module names), x (a table
+-- for env.lua), log (a function(line) that receives progress lines; none are printed otherwise).
+local cli = require("luamig.cli")
+
+local format, concat, ipairs, type, tostring, setmetatable, xpcall, traceback = string.format, table.concat, ipairs,
+  type, tostring, setmetatable, xpcall, debug.traceback
+
+local Migrator = {}
+Migrator.__index = Migrator
+
+local function message(err)
+  if type(err) == "table" then
+    local lines = { tostring(err.msg) }
+    for _, d in ipairs(err.details or {}) do
+      if not d:match("^stack traceback") then lines[#lines + 1] = d end
+    end
+    return concat(lines, "\n")
+  end
+  return tostring(err)
+end
+
+-- guard(fn, ...) -> fn's results, or nil, message: nothing raised inside crosses the API
+local function guard(fn, ...)
+  local res = table.pack(xpcall(fn, traceback, ...))
+  if not res[1] then return nil, "luamig: internal error: " .. tostring(res[2]) end
+  return table.unpack(res, 2, res.n)
+end
+
+local OVERRIDES = { "version_table", "lock_timeout", "statement_timeout" }
+
+local function open(opts)
+  if type(opts) ~= "table" then return nil, "luamig.open takes a table of options" end
+  local ctx = setmetatable({ options = { config = opts.config, name = opts.section, url = opts.url, x = opts.x or {} },
+    quiet = true, command = "api" }, cli.Ctx)
+  local log = opts.log
+  if log ~= nil and type(log) ~= "function" then return nil, "luamig.open: log must be a function(line)" end
+  ctx.info = function(_, line) if log then log(line) end end
+  ctx.out = ctx.info
+  local cfg, err = ctx:config(opts.config == nil)
+  if not cfg then return nil, err end
+  if opts.script_location then
+    local path = require("luamig.path")
+    cfg.script_location = path.absolute(opts.script_location)
+    cfg.version_locations = nil
+  end
+  for _, k in ipairs(OVERRIDES) do
+    if opts[k] ~= nil then cfg[k] = opts[k] end
+  end
+  if opts.models then cfg.models = opts.models end
+  local graph, gerr = ctx:graph()
+  if not graph then return nil, gerr end
+  local db, derr = ctx:connect()
+  if not db then return nil, derr end
+  return setmetatable({ ctx = ctx }, Migrator)
+end
+
+-- migrate(self, direction, target) -> the number of migrations applied, or nil, message. The migration lock is held
+-- for the run and released after it; the connection stays open for the next call.
+local function migrate(self, direction, target)
+  local ctx = self.ctx
+  if not ctx then return nil, "this luamig handle is closed" end
+  if type(target) ~= "string" then return nil, format("%s: the target must be a string (e.g. \"head\")", direction) end
+  local runner, err = ctx:runner()
+  if not runner then return nil, err end
+  local n, rerr = runner:migrate(direction, target, {})
+  if ctx._release then
+    ctx._release()
+    ctx._release = nil
+  end
+  if not n then return nil, message(rerr) end
+  return n
+end
+
+function Migrator:upgrade(target) return guard(migrate, self, "upgrade", target or "head") end
+function Migrator:downgrade(target) return guard(migrate, self, "downgrade", target) end
+
+-- current() -> the revisions the database is at (a list; empty at base)
+function Migrator:current()
+  return guard(function()
+    if not self.ctx then return nil, "this luamig handle is closed" end
+    local heads, err = self.ctx:db_heads()
+    if not heads then return nil, err end
+    return heads
+  end)
+end
+
+-- heads() -> the heads of the scripts (a list)
+function Migrator:heads()
+  return guard(function()
+    if not self.ctx then return nil, "this luamig handle is closed" end
+    local out = {}
+    for i, h in ipairs(self.ctx._graph:heads()) do out[i] = h end
+    table.sort(out)
+    return out
+  end)
+end
+
+-- history() -> every revision, newest first: { revision, down_revisions, branch_labels, depends_on, message, path,
+-- is_head, is_branch_point, is_merge_point, is_current }
+function Migrator:history()
+  return guard(function()
+    if not self.ctx then return nil, "this luamig handle is closed" end
+    local graph = self.ctx._graph
+    local heads, err = self.ctx:db_heads()
+    if not heads then return nil, err end
+    local current = {}
+    for _, h in ipairs(heads) do current[h] = true end
+    local fmt = require("luamig.format")
+    local out = {}
+    for i, id in ipairs(graph:range(nil, nil)) do out[i] = fmt.record(graph, graph:get(id), current) end
+    return out
+  end)
+end
+
+function Migrator:close()
+  if self.ctx then
+    self.ctx:close()
+    self.ctx = nil
+  end
+  return true
+end
+
+Migrator.__close = Migrator.close
+Migrator.__gc = Migrator.close
+
+-- init(opts) -> the revision the database is at after upgrading to head (several joined by ","), or nil, message:
+-- what a service calls at start-up. Any number of processes may call it at once.
+local function init(opts)
+  local m, err = guard(open, opts)
+  if not m then return nil, err end
+  local n, uerr = m:upgrade((type(opts) == "table" and opts.target) or "head")
+  if not n then
+    m:close()
+    return nil, uerr
+  end
+  local heads, herr = m:current()
+  m:close()
+  if not heads then return nil, herr end
+  return concat(heads, ",")
+end
+
+return {
+  open = function(opts) return guard(open, opts) end,
+  init = init,
+  version = require("luamig.core").version,
+}
