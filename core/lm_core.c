@@ -12,6 +12,7 @@ int luaopen_luamig_core(lua_State *L) {
   lua_newtable(L);
   lm_sqlite_register(L);
   lm_hash_register(L);
+  lm_scan_register(L);
   lm_ulid_register(L);
   lm_sys_register(L);
   lm_pg_register(L);

@@ -8,6 +8,7 @@
 /* Each file adds its functions to the module table at the top of the stack. */
 void lm_sqlite_register(lua_State *L);
 void lm_hash_register(lua_State *L);
+void lm_scan_register(lua_State *L);
 void lm_ulid_register(lua_State *L);
 void lm_sys_register(lua_State *L);
 void lm_pg_register(lua_State *L);

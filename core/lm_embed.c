@@ -19,7 +19,8 @@ static int embedded_searcher(lua_State *L) {
     return 1;
   }
   snprintf(chunkname, sizeof chunkname, "@%s", m->path);
-  if (luaL_loadbufferx(L, m->source, m->length, chunkname, "t") != LUA_OK)
+  /* precompiled at build time (scripts/embed-lua.cmake); a binary chunk carries its own chunk name */
+  if (luaL_loadbufferx(L, m->source, m->length, chunkname, "bt") != LUA_OK)
     return luaL_error(L, "error loading embedded module '%s':\n\t%s", name, lua_tostring(L, -1));
   lua_pushstring(L, m->path);
   return 2;

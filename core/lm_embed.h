@@ -8,7 +8,7 @@
 typedef struct {
   const char *module; /* "luamig.cli" */
   const char *path;   /* "lua/luamig/cli.lua", the chunk name errors show */
-  const char *source;
+  const char *source; /* Lua bytecode (or source text) */
   size_t length;
 } lm_embedded_module;
 

@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <libpq-fe.h>
+#include "lm_pq.h"
 #include "lm_core.h"
 
 #define LM_PG_CONN "luamig.pg.conn"
@@ -135,7 +135,14 @@ static void quiet_notices(void *arg, const char *message) {
 
 static int lm_pg_connect(lua_State *L) {
   const char *info = luaL_checkstring(L, 1);
-  lm_pgconn *c = (lm_pgconn *)lua_newuserdatauv(L, sizeof *c, 0);
+  lm_pgconn *c;
+  const char *why = lm_pq_load();
+  if (why != NULL) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "PostgreSQL needs libpq (libpq.so.5), which could not be loaded: %s", why);
+    return 2;
+  }
+  c = (lm_pgconn *)lua_newuserdatauv(L, sizeof *c, 0);
   c->conn = NULL;
   luaL_setmetatable(L, LM_PG_CONN);
   c->conn = PQconnectdb(info);

@@ -1,5 +1,7 @@
-# cmake -DLUA_DIR=lua -DOUTPUT=file.c -P embed-lua.cmake
-# Writes a C file holding every lua/**/*.lua as a byte array, sorted by module name for bsearch.
+# cmake -DLUA_DIR=lua -DOUTPUT=file.c [-DLUAC=luac5.4] -P embed-lua.cmake
+# Writes a C file holding every lua/**/*.lua as a byte array, sorted by module name for bsearch. With LUAC, each
+# module is embedded precompiled (Lua bytecode, debug information kept): loading it at start-up then costs a copy,
+# not a parse. The chunk names stay "lua/luamig/....lua", as errors and tracebacks show them.
 file(GLOB_RECURSE files RELATIVE ${LUA_DIR} ${LUA_DIR}/*.lua)
 list(SORT files)
 set(entries "")
@@ -17,7 +19,18 @@ foreach(pair ${mods})
   string(REPLACE " " ";" parts "${pair}")
   list(GET parts 0 mod)
   list(GET parts 1 f)
-  file(READ ${LUA_DIR}/${f} hex HEX)
+  if(LUAC)
+    get_filename_component(root ${LUA_DIR} DIRECTORY)
+    set(out ${OUTPUT}.${i}.luac)
+    execute_process(COMMAND ${LUAC} -o ${out} lua/${f} WORKING_DIRECTORY ${root} RESULT_VARIABLE rc ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "luac failed on lua/${f}: ${err}")
+    endif()
+    file(READ ${out} hex HEX)
+    file(REMOVE ${out})
+  else()
+    file(READ ${LUA_DIR}/${f} hex HEX)
+  endif()
   string(LENGTH "${hex}" hexlen)
   math(EXPR n "${hexlen} / 2")
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
