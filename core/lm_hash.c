@@ -67,18 +67,12 @@ static int lm_sha256(lua_State *L) {
  * Reads the file once, hashes it with CRLF line endings normalised to LF, takes the "--- message" of its first
  * line, and compiles it as text with env as its _ENV. The caller runs the chunk.
  */
-static int lm_load_migration(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  const char *chunkname = luaL_checkstring(L, 2);
-  struct sha256_ctx ctx;
-  char out[2 * SHA256_DIGEST_SIZE];
+/* Pushes the whole file at path as a string (one read for the size fstat saw; a short read is retried, an early
+   EOF ends it); or returns file_error's results. A file box on the stack closes the descriptor on any error. */
+static int push_file(lua_State *L, const char *path) {
   lm_filebox *fb;
   struct stat st;
   luaL_Buffer b;
-  size_t len, start, end;
-  const char *src, *msg;
-  int has_cr = 0;
-  luaL_checktype(L, 3, LUA_TTABLE);
   fb = (lm_filebox *)lua_newuserdatauv(L, sizeof *fb, 0);
   fb->fd = -1;
   luaL_setmetatable(L, LM_FILEBOX);
@@ -86,7 +80,6 @@ static int lm_load_migration(lua_State *L) {
   if (fb->fd < 0) return file_error(L, path, errno);
   if (fstat(fb->fd, &st) != 0) return file_error(L, path, errno);
   if (S_ISDIR(st.st_mode)) return file_error(L, path, EISDIR);
-  /* the file as fstat saw it: one read for its size (a short read is retried, an early EOF ends it) */
   {
     size_t size = (size_t)st.st_size, got = 0;
     char *p = luaL_buffinitsize(L, &b, size > 0 ? size : 1);
@@ -104,6 +97,28 @@ static int lm_load_migration(lua_State *L) {
   close(fb->fd);
   fb->fd = -1;
   luaL_pushresult(&b);
+  lua_remove(L, -2); /* the file box */
+  return 0;
+}
+
+/* core.read_source(path) -> the file's text, or nil, message */
+static int lm_read_source(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int n = push_file(L, path);
+  return n ? n : 1;
+}
+
+static int lm_load_migration(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char *chunkname = luaL_checkstring(L, 2);
+  struct sha256_ctx ctx;
+  char out[2 * SHA256_DIGEST_SIZE];
+  size_t len, start, end;
+  const char *src, *msg;
+  int has_cr = 0, n;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = push_file(L, path);
+  if (n) return n;
   src = lua_tolstring(L, -1, &len);
   if (memchr(src, '\r', len) != NULL) has_cr = 1;
   sha256_init(&ctx);
@@ -153,4 +168,6 @@ void lm_hash_register(lua_State *L) {
   lua_setfield(L, -2, "sha256");
   lua_pushcfunction(L, lm_load_migration);
   lua_setfield(L, -2, "load_migration");
+  lua_pushcfunction(L, lm_read_source);
+  lua_setfield(L, -2, "read_source");
 }

@@ -1,6 +1,7 @@
 /* The few operating-system services Lua lacks: directories, clocks, time zones, terminals. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <stdio.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -33,26 +34,44 @@ static int dirbox_gc(lua_State *L) {
   return 0;
 }
 
-/* core.listdir(path) -> array of entry names (without . and ..), or nil, message, errno */
+/* core.listdir(path [, with_signatures]) -> array of entry names (without . and ..) [, array of signatures, one per
+   name: size, inode, mtime and ctime]; or nil, message, errno */
 static int lm_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int with_sigs = lua_toboolean(L, 2);
   lm_dirbox *b = (lm_dirbox *)lua_newuserdatauv(L, sizeof *b, 0);
   struct dirent *de;
+  struct stat st;
   lua_Integer n = 0;
   b->dir = NULL;
   luaL_setmetatable(L, LM_DIRBOX);
   b->dir = opendir(path);
   if (!b->dir) return push_errno(L, path);
   lua_newtable(L);
+  if (with_sigs) lua_newtable(L);
   errno = 0;
   while ((de = readdir(b->dir)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     lua_pushstring(L, de->d_name);
-    lua_rawseti(L, -2, ++n);
+    lua_rawseti(L, with_sigs ? -3 : -2, ++n);
+    if (with_sigs) {
+      /* size, inode, modification and status-change times to the nanosecond: what a cache of the file's contents
+         keys on (a copy or an edit changes the status-change time, which no tool sets back) */
+      if (fstatat(dirfd(b->dir), de->d_name, &st, 0) == 0) {
+        char sig[128];
+        snprintf(sig, sizeof sig, "%lld:%llu:%lld.%09ld:%lld.%09ld", (long long)st.st_size, (unsigned long long)st.st_ino,
+                 (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+                 (long)st.st_ctim.tv_nsec);
+        lua_pushstring(L, sig);
+      }
+      else
+        lua_pushliteral(L, "");
+      lua_rawseti(L, -2, n);
+    }
   }
   closedir(b->dir);
   b->dir = NULL;
-  return 1;
+  return with_sigs ? 2 : 1;
 }
 
 /* core.filetype(path) -> "file" | "directory" | "other", or nil, message, errno */

@@ -180,7 +180,8 @@ function Ctx:graph()
     tag = self.options.tag })
   if not env then return nil, eerr end
   self.env = env
-  local revs, lerr = script_dir.load_all(dirs)
+  -- the revision fields only: a file's code is compiled when a command runs it (Runner:prepare)
+  local revs, lerr = script_dir.load_all(dirs, true)
   if not revs then return nil, lerr end
   local graph, gerr = require("luamig.revision_graph").new(revs)
   if not graph then return nil, gerr end

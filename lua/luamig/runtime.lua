@@ -103,7 +103,7 @@ end
 -- heads() -> the version rows of the database (sorted), or nil, message
 function Runner:heads()
   if self.emit then return self.offline_heads end
-  local rows, err = vt.read(self.conn, self.dialect, self.cfg.version_table)
+  local rows, err = vt.read(self.conn, self.dialect, self.cfg.version_table, self.tables_ready)
   if not rows then return nil, format("cannot read the version table %s: %s", self.cfg.version_table, err) end
   return rows
 end
@@ -640,6 +640,17 @@ function Runner:plan(direction, spec, current)
   return steps, replan
 end
 
+-- prepare(steps) -> true, or nil, error: compiles and runs the file of every revision a plan will apply, so that a
+-- broken file stops the run before its first step
+function Runner:prepare(steps)
+  local script_dir = require("luamig.script_dir")
+  for _, id in ipairs(steps) do
+    local ok, err = script_dir.materialize(self.graph:get(id))
+    if not ok then return nil, { msg = err } end
+  end
+  return true
+end
+
 -- check_known(heads) -> true, or nil, error when the database is at a revision no file defines
 function Runner:check_known(heads)
   for _, h in ipairs(heads) do
@@ -739,6 +750,8 @@ function Runner:migrate_steps(direction, spec, opts)
       if not current then return nil, { msg = err } end
       local rok, rerr = self:check_resumable(row, current)
       if not rok then return nil, rerr end
+      rok, rerr = self:prepare({ row.revision })
+      if not rok then return nil, rerr end
       self.progress(format("resuming %s %s", row.direction, row.revision))
       local res, info = self:run_step(row.revision, row.direction, current, row)
       if res == nil then return nil, info end
@@ -750,6 +763,9 @@ function Runner:migrate_steps(direction, spec, opts)
   end
   local plan, replan = self:plan(direction, spec, current)
   if not plan then return nil, { msg = replan } end
+  -- every file a run may apply is compiled first (a replan only ever needs revisions on the way to the target)
+  local pok, perr = self:prepare(plan)
+  if not pok then return nil, perr end
   if before and #plan > 0 then
     local bok, berr = before()
     if not bok then return nil, { msg = berr } end
@@ -773,10 +789,12 @@ function Runner:migrate_steps(direction, spec, opts)
         return nil, { msg = err }
       end
       plan, err = replan(current)
-      if not plan then
+      local perr2
+      if plan then pok, perr2 = self:prepare(plan) end
+      if not plan or not pok then
         self.conn:exec("ROLLBACK")
         self.outer_tx = false
-        return nil, { msg = err }
+        return nil, perr2 or { msg = err }
       end
     end
   end
@@ -794,12 +812,16 @@ function Runner:migrate_steps(direction, spec, opts)
       if not current then return nil, { msg = err } end
       plan, err = replan(current)
       if not plan then return nil, { msg = err } end
+      local ok, merr = self:prepare(plan)
+      if not ok then return nil, merr end
       i = 1
     elseif res == "replan" then
       current = info
-      local perr
-      plan, perr = replan(current)
-      if not plan then return nil, { msg = perr } end
+      local rerr
+      plan, rerr = replan(current)
+      if not plan then return nil, { msg = rerr } end
+      local ok, merr = self:prepare(plan)
+      if not ok then return nil, merr end
       i = 1
     else
       current = res

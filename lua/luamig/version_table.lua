@@ -29,11 +29,15 @@ local function exists(conn, d, vt)
   return #rows > 0
 end
 
--- read(conn, d, vt) -> sorted list of version_num values ({} when the table does not exist), or nil, message
-local function read(conn, d, vt)
-  local ok, err = exists(conn, d, vt)
-  if ok == nil then return nil, err end
-  if not ok then return {}, false end
+-- read(conn, d, vt, known_to_exist) -> sorted list of version_num values ({} when the table does not exist), or
+-- nil, message. known_to_exist skips asking sqlite_master, which SQLite scans row by row (a migration run reads the
+-- version rows at every step, and that table grows with every migration).
+local function read(conn, d, vt, known_to_exist)
+  if not known_to_exist then
+    local ok, err = exists(conn, d, vt)
+    if ok == nil then return nil, err end
+    if not ok then return {}, false end
+  end
   local rows, qerr = conn:query(format("SELECT version_num FROM %s", d:quote(vt)))
   if not rows then return nil, qerr end
   local out = {}

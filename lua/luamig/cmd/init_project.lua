@@ -52,6 +52,8 @@ return {
       if not wok then return nil, format("cannot write %s: %s", f[1], werr), exitcodes.FAILED end
       ctx:info("  wrote " .. f[1])
     end
+    -- the revision cache luamig keeps beside the files is not for version control
+    path.write_file(path.join(versions, ".gitignore"), ".luamig-cache\n")
     ctx:info("  made " .. versions .. "/")
     ctx:info(format("Edit %s (url = ...), then: luamig revision -m \"first migration\"", config_file))
     return true
