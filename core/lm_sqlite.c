@@ -170,7 +170,8 @@ static int lm_sqlite_open(lua_State *L) {
   int rc;
   c->db = NULL;
   luaL_setmetatable(L, LM_SQLITE_CONN);
-  rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  /* one connection per Lua state and thread: SQLite need not lock it against itself */
+  rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, busy < 0 ? 0 : busy > 0x7fffffff ? 0x7fffffff : (int)busy);

@@ -1,6 +1,5 @@
 -- The project's settings: luamig.ini (or an alembic.ini) read into one plain table, with defaults when there is
 -- no file at all, and the database URL chosen by precedence: --url, then DATABASE_URL, then the ini.
-local ini = require("luamig.ini")
 local path = require("luamig.path")
 local core = require("luamig.core")
 
@@ -62,7 +61,7 @@ local function load(opts)
   elseif path.exists(abs) then
     local text, err = path.read_file(abs)
     if not text then return nil, format("cannot read config file %s: %s", file, err) end
-    local parsed, perr = ini.parse(text, file)
+    local parsed, perr = require("luamig.ini").parse(text, file)
     if not parsed then return nil, perr end
     local here = path.dirname(abs)
     parsed.defaults.here = here

@@ -3,7 +3,6 @@
 local core = require("luamig.core")
 local url = require("luamig.url")
 local dialects = require("luamig.dialect")
-local sql_text = require("luamig.sql_text")
 
 local format, floor, setmetatable = string.format, math.floor, setmetatable
 
@@ -13,13 +12,13 @@ PgConn.__index = PgConn
 
 function PgConn:exec(sql, params)
   if params == nil then return self.raw:exec(sql) end
-  local text, values, n = sql_text.numbered(sql, params)
+  local text, values, n = require("luamig.sql_text").numbered(sql, params)
   if not text then return nil, values, "22023", sql end
   return self.raw:exec(text, values, n)
 end
 
 function PgConn:query(sql, params)
-  local text, values, n = sql_text.numbered(sql, params or {})
+  local text, values, n = require("luamig.sql_text").numbered(sql, params or {})
   if not text then return nil, values, "22023" end
   return self.raw:query(text, values, n)
 end

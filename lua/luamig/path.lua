@@ -1,7 +1,7 @@
 -- Path strings: joining, splitting and showing paths relative to the current directory.
 local core = require("luamig.core")
 
-local sub, match = string.sub, string.match
+local sub, match, find = string.sub, string.match, string.find
 
 local function is_absolute(p)
   return sub(p, 1, 1) == "/"
@@ -52,17 +52,17 @@ local function absolute(p, base)
   return normalize(join(base or core.getcwd(), p))
 end
 
--- The current directory, read once: luamig never changes it.
+-- The current directory and a slash, read once: luamig never changes it.
 local cwd_cache
 
 -- display(p): p relative to the current directory when it lies below it, for messages.
 local function display(p)
-  local cwd = cwd_cache
-  if not cwd then
-    cwd = core.getcwd()
-    cwd_cache = cwd
+  local prefix = cwd_cache
+  if not prefix then
+    prefix = (core.getcwd() or "\0") .. "/"
+    cwd_cache = prefix
   end
-  if cwd and sub(p, 1, #cwd + 1) == cwd .. "/" then return sub(p, #cwd + 2) end
+  if find(p, prefix, 1, true) == 1 then return sub(p, #prefix + 1) end
   return p
 end
 

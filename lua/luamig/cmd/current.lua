@@ -1,6 +1,5 @@
 -- luamig current: the revision(s) the database is at.
 local exitcodes = require("luamig.exitcodes")
-local json = require("luamig.json")
 local fmt = require("luamig.format")
 
 local format, concat, ipairs, tostring = string.format, table.concat, ipairs, tostring
@@ -48,6 +47,7 @@ return {
     local pending, perr = unfinished(ctx, db)
     if not pending then return nil, perr, exitcodes.FAILED end
     if ctx.json then
+      local json = require("luamig.json")
       local items, at = {}, {}
       for _, h in ipairs(heads) do at[h] = true end
       for _, h in ipairs(heads) do
