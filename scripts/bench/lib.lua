@@ -4,23 +4,42 @@ local M = {}
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 M.q = q
 
+-- A monotonic clock read in-process (luamig.core.clock, from the build beside the binary given to the benchmark):
+-- spawning `date` around each run would add its own few milliseconds to every figure.
+local clock
 local function now()
-  local p = io.popen("date +%s.%N")
-  local s = p:read("l")
-  p:close()
-  return tonumber(s)
+  if not clock then
+    local bin = arg and arg[1] or ""
+    local dir = bin:match("^(.*)/[^/]*$") or "build"
+    package.cpath = dir .. "/lib/?.so;" .. package.cpath
+    clock = require("luamig.core").clock
+  end
+  return clock()
 end
 
 -- time(cmd, runs) -> { wall = median seconds, best = fastest wall seconds, cpu = median user+sys seconds,
 -- rss = max resident KB } over `runs` runs after a warm-up. Wall time on a shared machine includes time the host
 -- gave to others; CPU time is what the command itself cost.
-function M.time(cmd, runs)
+-- prep, when given, is a command run (untimed) before the warm-up and before each timed run.
+function M.time(cmd, runs, prep)
   runs = runs or 5
   local statfile = os.tmpname()
-  local wrapped = string.format("/usr/bin/time -f '%%M %%U %%S' -o %s sh -c %s >/dev/null 2>&1", q(statfile), q(cmd))
+  -- "cd DIR && PROGRAM ARGS" with nothing else of the shell in it runs under time directly; anything else through sh
+  local dir, simple = cmd:match("^cd ('[^']*') && ([^<>|&;$`]*)$")
+  local wrapped
+  if dir then
+    wrapped = string.format("cd %s && exec /usr/bin/time -f '%%M %%U %%S' -o %s %s >/dev/null 2>&1", dir, q(statfile), simple)
+  else
+    wrapped = string.format("/usr/bin/time -f '%%M %%U %%S' -o %s sh -c %s >/dev/null 2>&1", q(statfile), q(cmd))
+  end
+  local function setup()
+    if prep then assert(os.execute(prep .. " >/dev/null 2>&1"), "benchmark preparation failed: " .. prep) end
+  end
+  setup()
   assert(os.execute(wrapped), "benchmark command failed: " .. cmd)
   local walls, cpus, rss = {}, {}, 0
   for i = 1, runs do
+    setup()
     local t0 = now()
     local ok = os.execute(wrapped)
     walls[i] = now() - t0
