@@ -249,7 +249,8 @@ if wanted("autogen") then
   local lua_models = { 'local model = require("luamig.model")', 'local t = require("luamig.types")' }
   local py_models = { "import sqlalchemy as sa", "metadata = sa.MetaData()" }
   for i = 1, 300 do
-    local fk = i > 1 and string.format('  { "prev_id", t.integer, nullable = true, references = "t%04d.id", ondelete = "SET NULL" },\n', i - 1) or ""
+    -- each table refers to the first (a 300-deep chain of foreign keys overflows SQLAlchemy's reflection)
+    local fk = i > 1 and '  { "first_id", t.integer, nullable = true, references = "t0001.id", ondelete = "SET NULL" },\n' or ""
     lua_models[#lua_models + 1] = string.format([[
 model.Table("t%04d", {
   { "id", t.integer, primary_key = true },
@@ -261,7 +262,7 @@ model.Table("t%04d", {
   { "body", t.text, nullable = true },
 %s  model.check("amount >= 0", { name = "amount_positive" }),
 })]], i, fk)
-    local pyfk = i > 1 and string.format('    sa.Column("prev_id", sa.Integer, sa.ForeignKey("t%04d.id", ondelete="SET NULL"), nullable=True),\n', i - 1) or ""
+    local pyfk = i > 1 and '    sa.Column("first_id", sa.Integer, sa.ForeignKey("t0001.id", ondelete="SET NULL"), nullable=True),\n' or ""
     py_models[#py_models + 1] = string.format([[
 sa.Table("t%04d", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
