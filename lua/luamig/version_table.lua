@@ -32,13 +32,38 @@ end
 -- read(conn, d, vt, known_to_exist) -> sorted list of version_num values ({} when the table does not exist), or
 -- nil, message. known_to_exist skips asking sqlite_master, which SQLite scans row by row (a migration run reads the
 -- version rows at every step, and that table grows with every migration).
+-- missing(d, err, code) -> whether a failed query failed only because its table does not exist
+local function missing(d, err, code)
+  if d.name == "sqlite" then return find(tostring(err), "^no such table") ~= nil end
+  return code == "42P01"
+end
+
+-- try_read(conn, d, sql) -> rows, or false when the table is missing, or nil, message. Where a failed statement
+-- does not spoil the transaction (SQLite; PostgreSQL outside one), asking is cheaper than looking the table up first.
+local function try_query(conn, d, sql, params)
+  if d.name ~= "sqlite" and conn:in_transaction() then return "ask" end
+  local rows, err, code = conn:query(sql, params)
+  if rows then return rows end
+  if missing(d, err, code) then return false end
+  return nil, err
+end
+
 local function read(conn, d, vt, known_to_exist)
-  if not known_to_exist then
-    local ok, err = exists(conn, d, vt)
-    if ok == nil then return nil, err end
-    if not ok then return {}, false end
+  local sql = format("SELECT version_num FROM %s", d:quote(vt))
+  local rows, qerr
+  if known_to_exist then
+    rows, qerr = conn:query(sql)
+  else
+    rows, qerr = try_query(conn, d, sql)
+    if rows == "ask" then
+      local ok, err = exists(conn, d, vt)
+      if ok == nil then return nil, err end
+      if not ok then return {}, false end
+      rows, qerr = conn:query(sql)
+    elseif rows == false then
+      return {}, false
+    end
   end
-  local rows, qerr = conn:query(format("SELECT version_num FROM %s", d:quote(vt)))
   if not rows then return nil, qerr end
   local out = {}
   for i, r in ipairs(rows) do out[i] = r.version_num end
@@ -164,13 +189,18 @@ local UNFINISHED = "status IN ('running', 'failed')"
 -- unfinished(conn, d, vt, known_to_exist) -> rows (id, revision, direction, status, applied_at, run_by) of unfinished migrations
 -- of this version table, oldest first; {} without the history table
 local function unfinished(conn, d, vt, known_to_exist)
-  if not known_to_exist then
-    local ok, err = exists(conn, d, HISTORY)
-    if ok == nil then return nil, err end
+  local sql = format("SELECT id, revision, direction, status, applied_at, run_by, filename FROM %s "
+    .. "WHERE version_table = ? AND %s ORDER BY id", d:quote(HISTORY), UNFINISHED)
+  if known_to_exist then return conn:query(sql, { vt }) end
+  local rows, err = try_query(conn, d, sql, { vt })
+  if rows == "ask" then
+    local ok, eerr = exists(conn, d, HISTORY)
+    if ok == nil then return nil, eerr end
     if not ok then return {} end
+    return conn:query(sql, { vt })
   end
-  return conn:query(format("SELECT id, revision, direction, status, applied_at, run_by, filename FROM %s "
-    .. "WHERE version_table = ? AND %s ORDER BY id", d:quote(HISTORY), UNFINISHED), { vt })
+  if rows == false then return {} end
+  return rows, err
 end
 
 -- mark_live(rows) -> rows, each 'running' one with .live set when its runner is a process that still exists on
