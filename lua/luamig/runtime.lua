@@ -544,7 +544,8 @@ function Runner:run_step(id, direction, expected, resume)
     end
   end
   local heads_now = expected
-  if not emit then
+  -- inside the run's one transaction nobody else can move the database (it read the heads after BEGIN)
+  if not emit and not outer then
     -- another runner may have moved the database since the plan was made: re-read inside the transaction
     local herr
     heads_now, herr = self:heads()
