@@ -17,38 +17,57 @@ local function now()
   return clock()
 end
 
--- time(cmd, runs) -> { wall = median seconds, best = fastest wall seconds, cpu = median user+sys seconds,
+local has_perf
+local function perf_available()
+  if has_perf == nil then has_perf = os.execute("perf stat -o /dev/null -- true >/dev/null 2>&1") == true end
+  return has_perf
+end
+
+-- time(cmd, runs, prep) -> { wall = median seconds, best = fastest wall seconds, cpu = median user+sys seconds,
 -- rss = max resident KB } over `runs` runs after a warm-up. Wall time on a shared machine includes time the host
--- gave to others; CPU time is what the command itself cost.
--- prep, when given, is a command run (untimed) before the warm-up and before each timed run.
+-- gave to others; CPU time is what the command itself cost. prep, when given, is a command run (untimed) before the
+-- warm-up and before each timed run.
+-- "cd DIR && PROGRAM ARGS [< FILE]" runs without a shell of its own; anything else runs through sh. With perf
+-- (Linux), a run's wall and CPU time are what `perf stat` measures from fork to exit, so that no wrapper's start-up
+-- is counted; otherwise the in-process clock around /usr/bin/time. Peak RSS comes from /usr/bin/time (the warm-up).
 function M.time(cmd, runs, prep)
   runs = runs or 5
   local statfile = os.tmpname()
-  -- "cd DIR && PROGRAM ARGS" with nothing else of the shell in it runs under time directly; anything else through sh
-  local dir, simple = cmd:match("^cd ('[^']*') && ([^<>|&;$`]*)$")
-  local wrapped
-  if dir then
-    wrapped = string.format("cd %s && exec /usr/bin/time -f '%%M %%U %%S' -o %s %s >/dev/null 2>&1", dir, q(statfile), simple)
-  else
-    wrapped = string.format("/usr/bin/time -f '%%M %%U %%S' -o %s sh -c %s >/dev/null 2>&1", q(statfile), q(cmd))
+  local dir, simple = cmd:match("^cd ('[^']*') && ([^<>|&;$`]*< [^<>|&;$`]+)$")
+  if not dir then dir, simple = cmd:match("^cd ('[^']*') && ([^<>|&;$`]*)$") end
+  local function under(tool)
+    if dir then return string.format("cd %s && exec %s %s >/dev/null 2>&1", dir, tool, simple) end
+    return string.format("%s sh -c %s >/dev/null 2>&1", tool, q(cmd))
   end
+  local timed = under(string.format("/usr/bin/time -f '%%M %%U %%S' -o %s", q(statfile)))
+  local perfed = perf_available() and under(string.format("perf stat -o %s --", q(statfile)))
   local function setup()
     if prep then assert(os.execute(prep .. " >/dev/null 2>&1"), "benchmark preparation failed: " .. prep) end
   end
   setup()
-  assert(os.execute(wrapped), "benchmark command failed: " .. cmd)
-  local walls, cpus, rss = {}, {}, 0
+  assert(os.execute(timed), "benchmark command failed: " .. cmd)
+  local f = io.open(statfile)
+  local rss = f:read("n")
+  f:close()
+  local walls, cpus = {}, {}
   for i = 1, runs do
     setup()
-    local t0 = now()
-    local ok = os.execute(wrapped)
-    walls[i] = now() - t0
-    assert(ok, "benchmark command failed: " .. cmd)
-    local f = io.open(statfile)
-    local kb, user, sys = f:read("n", "n", "n")
-    f:close()
-    cpus[i] = user + sys
-    if kb > rss then rss = kb end
+    if perfed then
+      assert(os.execute(perfed), "benchmark command failed: " .. cmd)
+      local text = assert(io.open(statfile)):read("a")
+      walls[i] = tonumber(text:match("([%d.]+) seconds time elapsed"))
+      cpus[i] = tonumber(text:match("([%d.]+) seconds user")) + tonumber(text:match("([%d.]+) seconds sys"))
+    else
+      local t0 = now()
+      local ok = os.execute(timed)
+      walls[i] = now() - t0
+      assert(ok, "benchmark command failed: " .. cmd)
+      local g = io.open(statfile)
+      local kb, user, sys = g:read("n", "n", "n")
+      g:close()
+      cpus[i] = user + sys
+      if kb > rss then rss = kb end
+    end
   end
   os.remove(statfile)
   table.sort(walls)
