@@ -220,7 +220,7 @@ function Ctx:runner()
   self._release = release
   local runtime = require("luamig.runtime")
   return runtime.new({ conn = db.conn, dialect = db.dialect, graph = graph, cfg = self._cfg, verbose = self.verbose,
-    progress = function(line) self:info(line) end })
+    progress = function(line) self:info(line) end, locked = db.dialect.name == "postgresql" })
 end
 
 function Ctx:close()

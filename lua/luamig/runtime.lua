@@ -23,12 +23,13 @@ Runner.__index = Runner
 
 -- new(opts) -> runner
 -- opts: conn (driver connection; nil offline), dialect, graph, cfg (settings), progress (function(line)), verbose,
--- emit (offline: function(text) that writes SQL), heads (offline: the heads the database is assumed to be at)
+-- emit (offline: function(text) that writes SQL), heads (offline: the heads the database is assumed to be at),
+-- locked (the caller holds the PostgreSQL migration lock for the whole run)
 local function new(opts)
   local r = setmetatable({ conn = opts.conn, dialect = opts.dialect, graph = opts.graph, cfg = opts.cfg,
     progress = opts.progress or function() end, verbose = opts.verbose, emit = opts.emit,
     offline_heads = opts.heads or {}, tables_ready = opts.emit ~= nil and opts.heads ~= nil,
-    sqlite = opts.emit == nil and opts.dialect ~= nil and opts.dialect.name == "sqlite" }, Runner)
+    sqlite = opts.emit == nil and opts.dialect ~= nil and opts.dialect.name == "sqlite", locked = opts.locked }, Runner)
   local dialect = opts.dialect
   r.literal = dialect and function(v) return dialect:literal(v) end
   return r
@@ -544,8 +545,9 @@ function Runner:run_step(id, direction, expected, resume)
     end
   end
   local heads_now = expected
-  -- inside the run's one transaction nobody else can move the database (it read the heads after BEGIN)
-  if not emit and not outer then
+  -- inside the run's one transaction nobody else can move the database (it read the heads after BEGIN), nor can
+  -- anyone while this runner holds the PostgreSQL migration lock
+  if not emit and not outer and not self.locked then
     -- another runner may have moved the database since the plan was made: re-read inside the transaction
     local herr
     heads_now, herr = self:heads()
