@@ -141,6 +141,49 @@ local function uq_key(u) return u.name or ("(" .. cols_key(u.columns) .. ")") en
 local function fk_key(f) return f.name or ("(" .. cols_key(f.columns) .. ")->" .. f.reftable .. "(" .. cols_key(f.refcolumns) .. ")") end
 local function ck_key(c) return c.name or ("(" .. norm_sql(c.expr) .. ")") end
 
+local function same_fk(a, b)
+  return cols_key(a.columns) == cols_key(b.columns) and a.reftable == b.reftable and cols_key(a.refcolumns) == cols_key(b.refcolumns)
+    and upper(a.ondelete or "NO ACTION") == upper(b.ondelete or "NO ACTION")
+    and upper(a.onupdate or "NO ACTION") == upper(b.onupdate or "NO ACTION")
+end
+
+-- The constraints compared one kind at a time: how each is matched (key), compared (same), described and created.
+local CONSTRAINTS = {
+  foreignkey = { what = "foreign key", list = "foreign_keys", key = fk_key, same = same_fk,
+    on = function(x, t) return format("%s(%s)", t, cols_key(x.columns)) end,
+    to = function(x) return " -> " .. x.reftable end,
+    create = function(x, t) return fk_call(x, t) end },
+  unique = { what = "unique constraint", list = "uniques", key = uq_key,
+    same = function(a, b) return cols_key(a.columns) == cols_key(b.columns) end,
+    on = function(x, t) return format("%s(%s)", t, cols_key(x.columns)) end,
+    create = function(x, t) return { "create_unique_constraint", named(x.name), t, x.columns } end },
+  check = { what = "check constraint", list = "checks", key = ck_key,
+    same = function(a, b) return norm_sql(a.expr) == norm_sql(b.expr) end,
+    on = function(_, t) return t end,
+    create = function(x, t) return { "create_check_constraint", named(x.name), t, x.expr } end },
+}
+
+-- constraint_diffs(kind, from, to, t, dropping, add): a difference for each constraint of `from` that `to` lacks
+-- (or has otherwise): dropped from the database when dropping, else created from the models
+local function constraint_diffs(kind, from, to, t, dropping, add)
+  local c = CONSTRAINTS[kind]
+  local other = by_key(to[c.list], c.key)
+  for _, x in ipairs(from[c.list]) do
+    local y = other[c.key(x)]
+    if not y or not c.same(y, x) then
+      local drop = { "drop_constraint", named(x.name) or "?", t, { type = kind } }
+      local name = x.name or "(unnamed)"
+      if dropping then
+        add({ text = format("- %s %s on %s", c.what, name, c.on(x, t)), up = { drop }, down = { c.create(x, t) },
+          unnamed = not x.name })
+      else
+        add({ text = format("+ %s %s on %s%s", c.what, name, c.on(x, t), c.to and c.to(x) or ""),
+          up = { c.create(x, t) }, down = { drop } })
+      end
+    end
+  end
+end
+
 local function changed_column(d, m, r)
   local ch = {}
   if type_key(d, m.type) ~= type_key(d, r.type) then ch.type = true end
@@ -157,43 +200,12 @@ local function compare_table(d, m, r, out)
   local drops_last = {}
   local function add(diff) out[#out + 1] = diff end
   -- removed constraints and indexes first: they may hold columns that go
-  local mfk, rfk = by_key(m.foreign_keys, fk_key), by_key(r.foreign_keys, fk_key)
-  local muq, ruq = by_key(m.uniques, uq_key), by_key(r.uniques, uq_key)
-  local mck, rck = by_key(m.checks, ck_key), by_key(r.checks, ck_key)
   local mix, rix = by_key(m.indexes, function(x) return x.name end), by_key(r.indexes, function(x) return x.name end)
   local function same_index(a, b)
     return cols_key(a.columns) == cols_key(b.columns) and (a.unique or false) == (b.unique or false)
       and norm_sql(a.where and tostring(a.where) or "") == norm_sql(b.where and tostring(b.where) or "")
   end
-  local function same_fk(a, b)
-    return cols_key(a.columns) == cols_key(b.columns) and a.reftable == b.reftable and cols_key(a.refcolumns) == cols_key(b.refcolumns)
-      and upper(a.ondelete or "NO ACTION") == upper(b.ondelete or "NO ACTION")
-      and upper(a.onupdate or "NO ACTION") == upper(b.onupdate or "NO ACTION")
-  end
-  for _, fk in ipairs(r.foreign_keys) do
-    local k = fk_key(fk)
-    if not mfk[k] or not same_fk(mfk[k], fk) then
-      add({ text = format("- foreign key %s on %s(%s)", fk.name or "(unnamed)", t, cols_key(fk.columns)),
-        up = { { "drop_constraint", named(fk.name) or "?", t, { type = "foreignkey" } } }, down = { fk_call(fk, t) },
-        unnamed = not fk.name })
-    end
-  end
-  for _, u in ipairs(r.uniques) do
-    local k = uq_key(u)
-    if not muq[k] or cols_key(muq[k].columns) ~= cols_key(u.columns) then
-      add({ text = format("- unique constraint %s on %s(%s)", u.name or "(unnamed)", t, cols_key(u.columns)),
-        up = { { "drop_constraint", named(u.name) or "?", t, { type = "unique" } } },
-        down = { { "create_unique_constraint", named(u.name), t, u.columns } }, unnamed = not u.name })
-    end
-  end
-  for _, c in ipairs(r.checks) do
-    local k = ck_key(c)
-    if not mck[k] or norm_sql(mck[k].expr) ~= norm_sql(c.expr) then
-      add({ text = format("- check constraint %s on %s", c.name or "(unnamed)", t),
-        up = { { "drop_constraint", named(c.name) or "?", t, { type = "check" } } },
-        down = { { "create_check_constraint", named(c.name), t, c.expr } }, unnamed = not c.name })
-    end
-  end
+  for _, kind in ipairs({ "foreignkey", "unique", "check" }) do constraint_diffs(kind, r, m, t, true, add) end
   for _, ix in ipairs(r.indexes) do
     if not mix[ix.name] or not same_index(mix[ix.name], ix) then
       add({ text = format("- index %s on %s(%s)", ix.name, t, cols_key(ix.columns)),
@@ -247,29 +259,7 @@ local function compare_table(d, m, r, out)
         up = { index_call(ix, t) }, down = { { "drop_index", named(ix.name), t } } })
     end
   end
-  for _, u in ipairs(m.uniques) do
-    local k = uq_key(u)
-    if not ruq[k] or cols_key(ruq[k].columns) ~= cols_key(u.columns) then
-      add({ text = format("+ unique constraint %s on %s(%s)", u.name or "(unnamed)", t, cols_key(u.columns)),
-        up = { { "create_unique_constraint", named(u.name), t, u.columns } },
-        down = { { "drop_constraint", named(u.name) or "?", t, { type = "unique" } } } })
-    end
-  end
-  for _, c in ipairs(m.checks) do
-    local k = ck_key(c)
-    if not rck[k] or norm_sql(rck[k].expr) ~= norm_sql(c.expr) then
-      add({ text = format("+ check constraint %s on %s", c.name or "(unnamed)", t),
-        up = { { "create_check_constraint", named(c.name), t, c.expr } },
-        down = { { "drop_constraint", named(c.name) or "?", t, { type = "check" } } } })
-    end
-  end
-  for _, fk in ipairs(m.foreign_keys) do
-    local k = fk_key(fk)
-    if not rfk[k] or not same_fk(rfk[k], fk) then
-      add({ text = format("+ foreign key %s on %s(%s) -> %s", fk.name or "(unnamed)", t, cols_key(fk.columns), fk.reftable),
-        up = { fk_call(fk, t) }, down = { { "drop_constraint", named(fk.name) or "?", t, { type = "foreignkey" } } } })
-    end
-  end
+  for _, kind in ipairs({ "unique", "check", "foreignkey" }) do constraint_diffs(kind, m, r, t, false, add) end
   for _, diff in ipairs(drops_last) do add(diff) end
   -- an Entity's updated_at trigger
   if (m.updated_at_trigger or false) ~= (r.updated_at_trigger or false) then

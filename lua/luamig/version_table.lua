@@ -8,6 +8,26 @@ local tostring, tonumber = tostring, tonumber
 
 local HISTORY = "luamig_history"
 
+-- The SQL luamig writes about one version table in one dialect, made once: a run reads the version rows (and, on
+-- SQLite, the unfinished migrations) at every step.
+local UNFINISHED = "status IN ('running', 'failed')"
+local cached_sql = {}
+
+local function sql_of(d, vt)
+  local key = d.name .. "\0" .. vt
+  local c = cached_sql[key]
+  if not c then
+    c = {
+      select = format("SELECT version_num FROM %s", d:quote(vt)),
+      replace = format("UPDATE %s SET version_num = ? WHERE version_num = ?", d:quote(vt)),
+      unfinished = format("SELECT id, revision, direction, status, applied_at, run_by, filename FROM %s "
+        .. "WHERE version_table = ? AND %s ORDER BY id", d:quote(HISTORY), UNFINISHED),
+    }
+    cached_sql[key] = c
+  end
+  return c
+end
+
 local function create_sql(d, vt)
   return {
     format("CREATE TABLE IF NOT EXISTS %s (\n\tversion_num VARCHAR(32) NOT NULL,\n\tCONSTRAINT %s PRIMARY KEY (version_num)\n)",
@@ -49,7 +69,7 @@ local function try_query(conn, d, sql, params)
 end
 
 local function read(conn, d, vt, known_to_exist)
-  local sql = format("SELECT version_num FROM %s", d:quote(vt))
+  local sql = sql_of(d, vt).select
   local rows, qerr
   if known_to_exist then
     rows, qerr = conn:query(sql)
@@ -74,19 +94,11 @@ end
 -- change_sql(d, vt, old, new) -> statements moving the rows from the set old to the set new: UPDATE where a row
 -- is replaced, DELETE where one goes, INSERT where one comes. Each UPDATE and DELETE must touch exactly one row
 -- (expect = 1): anything else means the table changed under us.
-local update_sql = {}
-
 local function change_sql(d, vt, old, new)
   if #old == 1 and #new == 1 then
     -- one row replaced by one: the step of a linear history
     if old[1] == new[1] then return {} end
-    local key = d.name .. "\0" .. vt
-    local sql = update_sql[key]
-    if not sql then
-      sql = format("UPDATE %s SET version_num = ? WHERE version_num = ?", d:quote(vt))
-      update_sql[key] = sql
-    end
-    return { { sql = sql, params = { new[1], old[1] }, expect = 1 } }
+    return { { sql = sql_of(d, vt).replace, params = { new[1], old[1] }, expect = 1 } }
   end
   local in_old, in_new = {}, {}
   for _, v in ipairs(old) do in_old[v] = true end
@@ -133,17 +145,11 @@ local function q(v)
   return "'" .. v .. "'"
 end
 
-local text_prefixes = {}
-
 local function prefixes(d, vt)
-  local key = d.name .. "\0" .. vt
-  local p = text_prefixes[key]
-  if not p then
-    p = {
-      update = format("UPDATE %s SET version_num = ", d:quote(vt)),
-      history = format("INSERT INTO %s (%s) VALUES (%s, ", d:quote(HISTORY), concat(HISTORY_COLUMNS, ", "), q(vt)),
-    }
-    text_prefixes[key] = p
+  local p = sql_of(d, vt)
+  if not p.update then
+    p.update = format("UPDATE %s SET version_num = ", d:quote(vt))
+    p.history = format("INSERT INTO %s (%s) VALUES (%s, ", d:quote(HISTORY), concat(HISTORY_COLUMNS, ", "), q(vt))
   end
   return p
 end
@@ -184,13 +190,10 @@ end
 -- recorded as 'running' before their first statement commits, and become 'applied' together with the version
 -- change. 'failed' marks one whose error left part of it applied. Either blocks further runs until
 -- `upgrade --resume` or `stamp` turns it into 'interrupted'.
-local UNFINISHED = "status IN ('running', 'failed')"
-
 -- unfinished(conn, d, vt, known_to_exist) -> rows (id, revision, direction, status, applied_at, run_by) of unfinished migrations
 -- of this version table, oldest first; {} without the history table
 local function unfinished(conn, d, vt, known_to_exist)
-  local sql = format("SELECT id, revision, direction, status, applied_at, run_by, filename FROM %s "
-    .. "WHERE version_table = ? AND %s ORDER BY id", d:quote(HISTORY), UNFINISHED)
+  local sql = sql_of(d, vt).unfinished
   if known_to_exist then return conn:query(sql, { vt }) end
   local rows, err = try_query(conn, d, sql, { vt })
   if rows == "ask" then

@@ -1,5 +1,5 @@
--- Autogenerate and check on a large model: N tables (default 300) of ten columns each, with an index, a unique
--- constraint, a CHECK and a foreign key to the table before. Measured on SQLite and, when PG_URL_BASE names a
+-- Autogenerate and check on a large model: N tables (default 300) of lib.lua_models (seven columns each, an index, a
+-- unique constraint, a CHECK and a foreign key to the first table). Measured on SQLite and, when PG_BENCH_URL names a
 -- server (scripts/bench/run starts one), PostgreSQL:
 --   revision --autogenerate against an empty database, and check against an up-to-date one.
 -- The baseline, measured in the same run, is `luamig current` on the same project and database: connect, read
@@ -11,37 +11,10 @@ local n = tonumber(arg[2] or "300")
 local pg = os.getenv("PG_BENCH_URL")
 local runs = 5
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function models(count)
-  local out = { 'local model = require("luamig.model")', 'local t = require("luamig.types")' }
-  for i = 1, count do
-    local fk = i > 1 and string.format('  { "prev_id", t.integer, nullable = true, references = "t%04d.id", ondelete = "SET NULL" },\n', i - 1) or ""
-    out[#out + 1] = string.format([[
-model.Table("t%04d", {
-  { "id", t.integer, primary_key = true },
-  { "name", t.string(80), index = true },
-  { "code", t.string(20), unique = true },
-  { "amount", t.numeric(12, 2), server_default = 0 },
-  { "ratio", t.float, nullable = true },
-  { "active", t.boolean, server_default = true },
-  { "body", t.text, nullable = true },
-  { "meta", t.json, server_default = "{}" },
-  { "created_at", t.datetime, server_default = model.text("(CURRENT_TIMESTAMP)") },
-%s  model.check("amount >= 0", { name = "amount_positive" }),
-})]], i, fk)
-  end
-  return table.concat(out, "\n") .. "\n"
-end
-
 local function project(dir, url)
   os.execute("rm -rf " .. lib.q(dir) .. " && mkdir -p " .. lib.q(dir .. "/versions") .. " " .. lib.q(dir .. "/myapp"))
-  write(dir .. "/luamig.ini", "[luamig]\nscript_location = .\nfile_template = %%(rev)s\nmodels = myapp.models\nurl = " .. url .. "\n")
-  write(dir .. "/myapp/models.lua", models(n))
+  lib.write(dir .. "/luamig.ini", "[luamig]\nscript_location = .\nfile_template = %%(rev)s\nmodels = myapp.models\nurl = " .. url .. "\n")
+  lib.write(dir .. "/myapp/models.lua", lib.lua_models(n))
 end
 
 local function psql(sql)

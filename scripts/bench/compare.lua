@@ -16,11 +16,7 @@ local python = "/usr/bin/python3 -m alembic"
 local N = 500
 
 local function sh(cmd) assert(os.execute(cmd), "failed: " .. cmd) end
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = lib.write
 
 local rows = {}
 local function report(workload, what, t, base, note)
@@ -246,22 +242,8 @@ if wanted("autogen") then
   local dir = tmp .. "/autogen"
   sh("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir .. "/versions") .. " " .. q(dir .. "/myapp") .. " "
     .. q(dir .. "/alembic/versions"))
-  local lua_models = { 'local model = require("luamig.model")', 'local t = require("luamig.types")' }
   local py_models = { "import sqlalchemy as sa", "metadata = sa.MetaData()" }
   for i = 1, 300 do
-    -- each table refers to the first (a 300-deep chain of foreign keys overflows SQLAlchemy's reflection)
-    local fk = i > 1 and '  { "first_id", t.integer, nullable = true, references = "t0001.id", ondelete = "SET NULL" },\n' or ""
-    lua_models[#lua_models + 1] = string.format([[
-model.Table("t%04d", {
-  { "id", t.integer, primary_key = true },
-  { "name", t.string(80), index = true },
-  { "code", t.string(20), unique = true },
-  { "amount", t.numeric(12, 2), server_default = 0 },
-  { "ratio", t.float, nullable = true },
-  { "active", t.boolean, server_default = true },
-  { "body", t.text, nullable = true },
-%s  model.check("amount >= 0", { name = "amount_positive" }),
-})]], i, fk)
     local pyfk = i > 1 and '    sa.Column("first_id", sa.Integer, sa.ForeignKey("t0001.id", ondelete="SET NULL"), nullable=True),\n' or ""
     py_models[#py_models + 1] = string.format([[
 sa.Table("t%04d", metadata,
@@ -275,7 +257,7 @@ sa.Table("t%04d", metadata,
 %s    sa.CheckConstraint("amount >= 0", name="ck_t%04d_amount_positive"),
 )]], i, pyfk, i)
   end
-  write(dir .. "/myapp/models.lua", table.concat(lua_models, "\n") .. "\n")
+  write(dir .. "/myapp/models.lua", lib.lua_models(300))
   write(dir .. "/models.py", table.concat(py_models, "\n") .. "\n")
   write(dir .. "/luamig.ini", "[luamig]\nscript_location = .\nfile_template = %%(rev)s\nmodels = myapp.models\nurl = sqlite:///./app.db\n")
   write(dir .. "/alembic.ini", "[alembic]\nscript_location = alembic\nfile_template = %%(rev)s\nsqlalchemy.url = sqlite:///alembic.db\n"

@@ -76,6 +76,34 @@ function M.time(cmd, runs, prep)
   return { wall = walls[mid], best = walls[1], cpu = cpus[mid], rss = rss }
 end
 
+function M.write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+-- lua_models(count) -> a models module of count tables t0001...: seven columns each (an index, a unique constraint,
+-- server defaults), a CHECK, and from the second on a foreign key to the first (a deeper chain of foreign keys
+-- overflows SQLAlchemy's reflection, which compare.lua measures against the same model)
+function M.lua_models(count)
+  local out = { 'local model = require("luamig.model")', 'local t = require("luamig.types")' }
+  for i = 1, count do
+    local fk = i > 1 and '  { "first_id", t.integer, nullable = true, references = "t0001.id", ondelete = "SET NULL" },\n' or ""
+    out[#out + 1] = string.format([[
+model.Table("t%04d", {
+  { "id", t.integer, primary_key = true },
+  { "name", t.string(80), index = true },
+  { "code", t.string(20), unique = true },
+  { "amount", t.numeric(12, 2), server_default = 0 },
+  { "ratio", t.float, nullable = true },
+  { "active", t.boolean, server_default = true },
+  { "body", t.text, nullable = true },
+%s  model.check("amount >= 0", { name = "amount_positive" }),
+})]], i, fk)
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
 function M.fmt_s(s)
   if s < 1 then return string.format("%.1f ms", s * 1000) end
   return string.format("%.2f s", s)

@@ -12,7 +12,7 @@ pg_stop() {
 }
 
 pg_start() {
-  pgtmp=$(mktemp -d /tmp/luamig-pg.XXXXXX)
+  pgtmp=$(mktemp -d /tmp/luamig-pg.XXXXXX) # mktemp replaces the Xs with a unique suffix
   chmod 755 "$pgtmp"
   as_pg=()
   if [ "$(id -u)" -eq 0 ]; then

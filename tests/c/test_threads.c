@@ -76,7 +76,7 @@ static int count(const char *path, const char *sql) {
 }
 
 int main(int argc, char **argv) {
-  char dir[] = "/tmp/luamig-threads.XXXXXX";
+  char dir[] = "/tmp/luamig-threads.XXXXXX"; /* a mkdtemp template: it replaces the Xs */
   char scripts[4096], path[4200], url[4300], what[256];
   const char *slash;
   int round, i;
