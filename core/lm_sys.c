@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,43 +35,81 @@ static int dirbox_gc(lua_State *L) {
   return 0;
 }
 
-/* core.listdir(path [, with_signatures]) -> array of entry names (without . and ..) [, array of signatures, one per
-   name: size, inode, mtime and ctime]; or nil, message, errno */
+/* An entry's place in the listing, for sorting by name. */
+typedef struct {
+  const char *name;
+  lua_Integer at;
+} lm_entry;
+
+static int entry_cmp(const void *a, const void *b) {
+  return strcmp(((const lm_entry *)a)->name, ((const lm_entry *)b)->name);
+}
+
+/* core.listdir(path [, with_signatures]) -> array of entry names (without . and ..) in byte order [, array of
+   signatures, one per name: the entry's size, inode, modification and status-change times to the nanosecond,
+   device and mode, packed as six native 64-bit integers ("" when the entry cannot be stat'ed); at 48 bytes, longer
+   than the strings Lua interns, so 100,000 of them cost no string-table work]; or nil, message, errno */
 static int lm_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int with_sigs = lua_toboolean(L, 2);
   lm_dirbox *b = (lm_dirbox *)lua_newuserdatauv(L, sizeof *b, 0);
   struct dirent *de;
   struct stat st;
-  lua_Integer n = 0;
+  lm_entry *ents;
+  lua_Integer n = 0, i;
+  int names, sigs;
   b->dir = NULL;
   luaL_setmetatable(L, LM_DIRBOX);
   b->dir = opendir(path);
   if (!b->dir) return push_errno(L, path);
   lua_newtable(L);
-  if (with_sigs) lua_newtable(L);
+  names = lua_gettop(L);
+  lua_newtable(L);
+  sigs = lua_gettop(L);
   errno = 0;
   while ((de = readdir(b->dir)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     lua_pushstring(L, de->d_name);
-    lua_rawseti(L, with_sigs ? -3 : -2, ++n);
+    lua_rawseti(L, names, ++n);
     if (with_sigs) {
-      /* size, inode, modification and status-change times to the nanosecond: what a cache of the file's contents
-         keys on (a copy or an edit changes the status-change time, which no tool sets back) */
+      /* what a cache of the file's contents keys on (a copy or an edit changes the status-change time, which no
+         tool sets back) */
       if (fstatat(dirfd(b->dir), de->d_name, &st, 0) == 0) {
-        char sig[128];
-        snprintf(sig, sizeof sig, "%lld:%llu:%lld.%09ld:%lld.%09ld", (long long)st.st_size, (unsigned long long)st.st_ino,
-                 (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
-                 (long)st.st_ctim.tv_nsec);
-        lua_pushstring(L, sig);
+        int64_t sig[6];
+        sig[0] = (int64_t)st.st_size;
+        sig[1] = (int64_t)st.st_ino;
+        sig[2] = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        sig[3] = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+        sig[4] = (int64_t)st.st_dev;
+        sig[5] = (int64_t)st.st_mode;
+        lua_pushlstring(L, (const char *)sig, sizeof sig);
       }
       else
         lua_pushliteral(L, "");
-      lua_rawseti(L, -2, n);
+      lua_rawseti(L, sigs, n);
     }
   }
   closedir(b->dir);
   b->dir = NULL;
+  /* sort by name: the strings stay alive in the names table while their pointers are sorted */
+  ents = (lm_entry *)lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ents, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, names, i);
+    ents[i - 1].name = lua_tostring(L, -1);
+    ents[i - 1].at = i;
+    lua_pop(L, 1);
+  }
+  qsort(ents, (size_t)n, sizeof *ents, entry_cmp);
+  lua_createtable(L, (int)n, 0);
+  if (with_sigs) lua_createtable(L, (int)n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, names, ents[i - 1].at);
+    lua_rawseti(L, with_sigs ? -3 : -2, i);
+    if (with_sigs) {
+      lua_rawgeti(L, sigs, ents[i - 1].at);
+      lua_rawseti(L, -2, i);
+    }
+  }
   return with_sigs ? 2 : 1;
 }
 

@@ -7,6 +7,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <sqlite3.h>
 #include "luamig.h"
 #include "lm_alloc.h"
 
@@ -60,8 +61,14 @@ static int pmain(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-  lua_State *L = lm_new_state();
+  lua_State *L;
   int status, code;
+  /* This process runs one thread and keeps no count of SQLite's memory: no mutex and no bookkeeping around each of
+     SQLite's allocations (before sqlite3_initialize, which the first connection calls). A C host linking libluamig
+     keeps its own settings. */
+  sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  L = lm_new_state();
   if (L == NULL) {
     fprintf(stderr, "luamig: cannot create a Lua state: out of memory\n");
     return 1;

@@ -33,94 +33,112 @@ end
 -- new(records) -> graph, or nil, message naming the files involved
 -- A record needs revision and down_revisions; branch_labels, depends_on and shown (its file) are optional.
 local function new(records)
-  local g = setmetatable({ by_id = {}, list = {}, children = {}, dependents = {}, parents = {}, labels = {},
-    order = {} }, Graph)
+  local by_id, list, children, dependents, parents, labels, order = {}, {}, {}, {}, {}, {}, {}
+  local g = setmetatable({ by_id = by_id, list = list, children = children, dependents = dependents,
+    parents = parents, labels = labels, order = order }, Graph)
+  local any_labels = false
   for i, r in ipairs(records) do
-    local prev = g.by_id[r.revision]
+    local id = r.revision
+    local prev = by_id[id]
     if prev then
-      return nil, format("revision %s is defined twice: in %s and in %s", r.revision, shown(prev), shown(r))
+      return nil, format("revision %s is defined twice: in %s and in %s", id, shown(prev), shown(r))
     end
-    r.down_revisions = r.down_revisions or {}
-    r.depends_on = r.depends_on or {}
-    r.branch_labels = r.branch_labels or {}
+    if not r.down_revisions then r.down_revisions = {} end
+    if not r.depends_on then r.depends_on = {} end
+    local bl = r.branch_labels
+    if not bl then
+      r.branch_labels = {}
+    elseif #bl > 0 then
+      any_labels = true
+    end
     r.load_index = i
-    g.by_id[r.revision] = r
-    g.list[i] = r
+    by_id[id] = r
+    list[i] = r
   end
-  for _, r in ipairs(g.list) do
-    for _, l in ipairs(r.branch_labels) do
-      local other = g.labels[l]
-      if other then
-        return nil, format("branch label '%s' is used by both %s and %s", l, shown(other), shown(r))
-      end
-      if g.by_id[l] then
-        return nil, format("%s: branch label '%s' is also a revision id", shown(r), l)
-      end
-      g.labels[l] = r
-    end
-  end
-  for _, r in ipairs(g.list) do
-    for _, d in ipairs(r.down_revisions) do
-      if d == r.revision then
-        return nil, format("%s: revision %s names itself as its down_revision", shown(r), r.revision)
-      end
-      if not g.by_id[d] then
-        return nil, format("%s: down_revision '%s' of revision %s is not a known revision", shown(r), d, r.revision)
-      end
-      push(g.children, d, r.revision)
-    end
-    if #r.depends_on == 0 then
-      -- the common case: the parents are the down_revisions
-      r.dependencies = NONE
-      g.parents[r.revision] = r.down_revisions
-    else
-      local parents, deps = {}, {}
-      for _, d in ipairs(r.down_revisions) do parents[#parents + 1] = d end
-      for _, d in ipairs(r.depends_on) do
-        local t = g.by_id[d] or g.labels[d]
-        if not t then
-          return nil, format("%s: depends_on '%s' of revision %s is not a known revision or branch label", shown(r), d, r.revision)
+  if any_labels then
+    for _, r in ipairs(list) do
+      for _, l in ipairs(r.branch_labels) do
+        local other = labels[l]
+        if other then
+          return nil, format("branch label '%s' is used by both %s and %s", l, shown(other), shown(r))
         end
-        if t == r then return nil, format("%s: revision %s depends on itself", shown(r), r.revision) end
-        deps[#deps + 1] = t.revision
-        push(g.dependents, t.revision, r.revision)
-        parents[#parents + 1] = t.revision
+        if by_id[l] then
+          return nil, format("%s: branch label '%s' is also a revision id", shown(r), l)
+        end
+        labels[l] = r
       end
-      r.dependencies = deps
-      g.parents[r.revision] = parents
     end
   end
   -- Topological order over down_revision and depends_on edges (Kahn); what is left over is in a cycle.
   local indeg = {}
-  local queue = {}
-  for _, r in ipairs(g.list) do
-    indeg[r.revision] = #g.parents[r.revision]
-    if indeg[r.revision] == 0 then queue[#queue + 1] = r.revision end
+  local queue, nq = {}, 0
+  for _, r in ipairs(list) do
+    local id = r.revision
+    local downs = r.down_revisions
+    for _, d in ipairs(downs) do
+      if d == id then
+        return nil, format("%s: revision %s names itself as its down_revision", shown(r), id)
+      end
+      if not by_id[d] then
+        return nil, format("%s: down_revision '%s' of revision %s is not a known revision", shown(r), d, id)
+      end
+      local kids = children[d]
+      if kids then kids[#kids + 1] = id else children[d] = { id } end
+    end
+    local ps = downs
+    if #r.depends_on == 0 then
+      -- the common case: the parents are the down_revisions
+      r.dependencies = NONE
+    else
+      local deps = {}
+      ps = {}
+      for _, d in ipairs(downs) do ps[#ps + 1] = d end
+      for _, d in ipairs(r.depends_on) do
+        local t = by_id[d] or labels[d]
+        if not t then
+          return nil, format("%s: depends_on '%s' of revision %s is not a known revision or branch label", shown(r), d, id)
+        end
+        if t == r then return nil, format("%s: revision %s depends on itself", shown(r), id) end
+        deps[#deps + 1] = t.revision
+        push(dependents, t.revision, id)
+        ps[#ps + 1] = t.revision
+      end
+      r.dependencies = deps
+    end
+    parents[id] = ps
+    local n = #ps
+    indeg[id] = n
+    if n == 0 then
+      nq = nq + 1
+      queue[nq] = id
+    end
   end
-  local qh = 1
-  while qh <= #queue do
+  -- release(kids): one parent of each is placed; those with none left join the queue
+  local function release(kids)
+    for _, c in ipairs(kids) do
+      local k = indeg[c] - 1
+      indeg[c] = k
+      if k == 0 then
+        nq = nq + 1
+        queue[nq] = c
+      end
+    end
+  end
+  local qh, no = 1, 0
+  while qh <= nq do
     local id = queue[qh]
     qh = qh + 1
-    g.order[#g.order + 1] = id
-    g.by_id[id].index = #g.order
-    local kids = g.children[id]
-    if kids then
-      for _, c in ipairs(kids) do
-        indeg[c] = indeg[c] - 1
-        if indeg[c] == 0 then queue[#queue + 1] = c end
-      end
-    end
-    kids = g.dependents[id]
-    if kids then
-      for _, c in ipairs(kids) do
-        indeg[c] = indeg[c] - 1
-        if indeg[c] == 0 then queue[#queue + 1] = c end
-      end
-    end
+    no = no + 1
+    order[no] = id
+    by_id[id].index = no
+    local kids = children[id]
+    if kids then release(kids) end
+    kids = dependents[id]
+    if kids then release(kids) end
   end
-  if #g.order < #g.list then
+  if no < #list then
     local stuck = {}
-    for _, r in ipairs(g.list) do
+    for _, r in ipairs(list) do
       if indeg[r.revision] > 0 then stuck[#stuck + 1] = r end
     end
     sort(stuck, function(a, b) return a.revision < b.revision end)
@@ -132,10 +150,11 @@ local function new(records)
       dep_loop and "dependency cycle" or "cycle", files_of(stuck))
   end
   -- Heads have no children by down_revision; bases have no down_revision. Both in load order.
-  g.head_list, g.base_list = {}, {}
-  for _, r in ipairs(g.list) do
-    if not g.children[r.revision] then g.head_list[#g.head_list + 1] = r.revision end
-    if #r.down_revisions == 0 then g.base_list[#g.base_list + 1] = r.revision end
+  local head_list, base_list = {}, {}
+  g.head_list, g.base_list = head_list, base_list
+  for _, r in ipairs(list) do
+    if not children[r.revision] then head_list[#head_list + 1] = r.revision end
+    if #r.down_revisions == 0 then base_list[#base_list + 1] = r.revision end
   end
   g:spread_labels()
   return g

@@ -649,8 +649,12 @@ function Runner:prepare(steps)
   local script_dir = require("luamig.script_dir")
   for _, id in ipairs(steps) do
     local ok, err = script_dir.materialize(self.graph:get(id))
-    if not ok then return nil, { msg = err } end
+    if not ok then
+      script_dir.save_code()
+      return nil, { msg = err }
+    end
   end
+  script_dir.save_code()
   return true
 end
 
@@ -718,11 +722,20 @@ end
 -- migrate(direction, spec, opts): see migrate_steps. On SQLite, foreign-key enforcement is off while migrating, as
 -- SQLite's own procedure for schema changes requires (a table rebuild drops the old table; with enforcement on,
 -- that would fire ON DELETE actions), and back on afterwards; rebuilds check the foreign keys they touch.
+-- A database in SQLite's default rollback-journal mode (DELETE) is migrated in PERSIST mode: each commit zeroes and
+-- syncs the journal's header instead of deleting the file, as durable and one file-system operation fewer per
+-- migration; going back to DELETE at the end removes the journal (SQLite takes the write lock to do so, so another
+-- writer's journal is never touched). WAL and other modes are left as they are.
 function Runner:migrate(direction, spec, opts)
   if not self.sqlite then return self:migrate_steps(direction, spec, opts) end
-  self.conn:exec("PRAGMA foreign_keys = OFF")
+  local conn = self.conn
+  conn:exec("PRAGMA foreign_keys = OFF")
+  local mode = conn:query("PRAGMA journal_mode")
+  local persist = mode and mode[1] and mode[1].journal_mode == "delete"
+  if persist then persist = conn:query("PRAGMA journal_mode = PERSIST") end
   local n, err = self:migrate_steps(direction, spec, opts)
-  self.conn:exec("PRAGMA foreign_keys = ON")
+  if persist then conn:query("PRAGMA journal_mode = DELETE") end
+  conn:exec("PRAGMA foreign_keys = ON")
   return n, err
 end
 

@@ -7,6 +7,7 @@ local type, ipairs, pairs, format, setmetatable, getmetatable, pcall, load = typ
   setmetatable, getmetatable, pcall, load
 local collectgarbage, rawget, rawset = collectgarbage, rawget, rawset
 local sort, gsub, find, tostring, byte, sub = table.sort, string.gsub, string.find, tostring, string.byte, string.sub
+local pack, unpack, dump = string.pack, string.unpack, string.dump
 
 -- A file's environment reads the standard globals but writes into its own table, so nothing leaks between files.
 local SANDBOX_MT = { __index = _G }
@@ -48,18 +49,9 @@ local function run_chunk(src, shown, env)
   return res
 end
 
--- load_file(abs) -> revision record, or nil, message
--- record: { revision, down_revisions, branch_labels, depends_on, transactional, message, path, shown, checksum, module }
-local function load_file(abs)
-  local shown = path.display(abs)
-  local chunkname = "@" .. shown
-  local fn, sum, first_line = core.load_migration(abs, chunkname, sandbox())
-  if not fn then
-    if sum and sum:find("^" .. abs:gsub("%p", "%%%0")) then
-      return nil, format("cannot read migration file %s: %s", shown, sum:sub(#abs + 3))
-    end
-    return nil, format("cannot load %s", tostring(sum))
-  end
+-- record_from(abs, shown, chunkname, fn, sum, first_line) -> revision record, or nil, message: runs a compiled file
+-- and checks the table it returns
+local function record_from(abs, shown, chunkname, fn, sum, first_line)
   local ok, m = pcall(fn)
   if not ok then
     return nil, format("error while running %s: %s", shown, type(m) == "string" and m or tostring(m))
@@ -97,6 +89,28 @@ local function load_file(abs)
   }
 end
 
+-- compile(abs) -> fn, checksum, first-line message, shown, chunkname; or nil, message
+local function compile(abs)
+  local shown = path.display(abs)
+  local chunkname = "@" .. shown
+  local fn, sum, first_line = core.load_migration(abs, chunkname, sandbox())
+  if not fn then
+    if sum and sum:find("^" .. abs:gsub("%p", "%%%0")) then
+      return nil, format("cannot read migration file %s: %s", shown, sum:sub(#abs + 3))
+    end
+    return nil, format("cannot load %s", tostring(sum))
+  end
+  return fn, sum, first_line, shown, chunkname
+end
+
+-- load_file(abs) -> revision record, or nil, message
+-- record: { revision, down_revisions, branch_labels, depends_on, transactional, message, path, shown, checksum, module }
+local function load_file(abs)
+  local fn, sum, first_line, shown, chunkname = compile(abs)
+  if not fn then return nil, sum end
+  return record_from(abs, shown, chunkname, fn, sum, first_line)
+end
+
 -- list_files(dirs) -> sorted absolute paths of *.lua migration files, or nil, message
 local function list_files(dirs)
   local files = {}
@@ -105,8 +119,7 @@ local function list_files(dirs)
     if not names then
       return nil, format("cannot read versions directory %s: %s", path.display(dir), (err or ""):match(": (.*)$") or err)
     end
-    sort(names)
-    for _, n in ipairs(names) do
+    for _, n in ipairs(names) do -- (in byte order)
       local c = byte(n)
       if c ~= 46 and c ~= 95 and sub(n, -4) == ".lua" then -- not "." nor "_" first
         files[#files + 1] = path.join(dir, n)
@@ -140,11 +153,102 @@ local function same_list(a, b)
   return true
 end
 
+-- The code cache ---------------------------------------------------------------------------------------------
+--
+-- Compiling and hashing 500 files costs a run more than its own SQL does. Each versions directory keeps what that
+-- work produced in `.luamig-code`: per file, the signature the revision cache keys on, the checksum, the first-line
+-- message, the chunk name and the compiled chunk (with its debug information, so errors still name file and line).
+-- An entry is used only while the file's signature and chunk name are what they were; Runner:prepare writes the
+-- file again (save_code) when it compiled something, keeping only the entries of files still there unchanged.
+
+local CODE, CODE_HEAD = ".luamig-code", "luamig code cache 2, luamig " .. core.version .. ", " .. _VERSION .. "\n"
+local CODE_ENTRY = "<s4s4s4s4s4s4"
+local code_dirs = {} -- dir -> { entries = { [name] = { sig, checksum, message, chunkname, bytecode } }, dirty }
+local live_files = {} -- dir -> { names, signatures } of its migration files as the last scan found them
+
+-- write_atomic(target, data) -> true, or nil: writes beside target and renames, so a reader sees the old file or
+-- the new one; where the directory is read-only, luamig goes on without it
+local function write_atomic(target, data)
+  local tmp = format("%s.%d", target, core.getpid())
+  local f = io.open(tmp, "wb")
+  if not f then return nil end
+  local ok = f:write(data)
+  ok = f:close() and ok
+  if ok and os.rename(tmp, target) then return true end
+  os.remove(tmp)
+  return nil
+end
+
+local function code_of(dir)
+  local c = code_dirs[dir]
+  if c then return c end
+  c = { entries = {}, dirty = false }
+  code_dirs[dir] = c
+  local data = core.read_source(path.join(dir, CODE))
+  if data and sub(data, 1, #CODE_HEAD) == CODE_HEAD then
+    local entries, pos, n = c.entries, #CODE_HEAD + 1, #data
+    local ok = pcall(function()
+      while pos <= n do
+        local name, sig, sum, first, chunkname, code
+        name, sig, sum, first, chunkname, code, pos = unpack(CODE_ENTRY, data, pos)
+        entries[name] = { sig, sum, first, chunkname, code }
+      end
+    end)
+    if not ok then c.entries = {} end
+  end
+  return c
+end
+
+-- compiled(r) -> fn, checksum, first-line message, shown, chunkname; or nil, message: a scanned revision's chunk,
+-- from the code cache when its entry is current
+local function compiled(r)
+  local at, name, sig = rawget(r, "cache_dir"), rawget(r, "cache_name"), rawget(r, "sig")
+  if not at or not sig or sig == "" then return compile(r.path) end
+  local dir = at.dir
+  local c = code_of(dir)
+  local e, chunkname = c.entries[name], "@" .. r.shown
+  if e and e[1] == sig and e[4] == chunkname then
+    local fn = load(e[5], chunkname, "b", sandbox())
+    if fn then return fn, e[2], e[3], r.shown, chunkname end
+  end
+  local fn, sum, first, shown, cn = compile(r.path)
+  if fn then
+    c.entries[name] = { sig, sum, first, cn, dump(fn) }
+    c.dirty = true
+  end
+  return fn, sum, first, shown, cn
+end
+
+-- save_code(): writes the code cache of each directory where something was compiled, and forgets what was read
+local function save_code()
+  for dir, c in pairs(code_dirs) do
+    local listed = live_files[dir]
+    if c.dirty and listed then
+      local live = {}
+      for i, name in ipairs(listed[1]) do live[name] = listed[2][i] end
+      local names = {}
+      for name, e in pairs(c.entries) do
+        if live[name] == e[1] then names[#names + 1] = name end
+      end
+      sort(names)
+      local out = { CODE_HEAD }
+      for i, name in ipairs(names) do
+        local e = c.entries[name]
+        out[i + 1] = pack(CODE_ENTRY, name, e[1], e[2], e[3], e[4], e[5])
+      end
+      write_atomic(path.join(dir, CODE), table.concat(out))
+    end
+  end
+  code_dirs = {}
+end
+
 -- materialize(r) -> true, or nil, message: compiles and runs a scanned revision's file, checks that it declares
 -- what the scan read, and fills in its module and checksum
 local function materialize(r)
   if rawget(r, "module") then return true end
-  local full, err = load_file(r.path)
+  local fn, sum, first_line, shown, chunkname = compiled(r)
+  if not fn then return nil, sum end
+  local full, err = record_from(r.path, shown, chunkname, fn, sum, first_line)
   if not full then return nil, err end
   if full.revision ~= r.revision or not same_list(full.down_revisions, r.down_revisions)
     or not same_list(full.branch_labels, r.branch_labels) or not same_list(full.depends_on, r.depends_on)
@@ -157,8 +261,17 @@ local function materialize(r)
 end
 
 -- A scanned record computes module and checksum the first time they are read.
+-- (A record read from the cache also works out its path and shown path when first asked: at 100,000 revisions,
+-- making 200,000 strings nobody reads costs a tenth of `luamig heads`.)
 local LazyMT = {
   __index = function(r, k)
+    if k == "path" or k == "shown" then
+      local at = rawget(r, "cache_dir")
+      if not at then return nil end
+      local v = (k == "path" and at.abs or at.shown) .. r.cache_name
+      rawset(r, k, v)
+      return v
+    end
     if k == "chunkname" then return "@" .. r.shown end
     if k == "module" or k == "checksum" then
       local ok, err = materialize(r)
@@ -190,6 +303,7 @@ local function scan_file(abs)
     revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps,
     transactional = f.transactional ~= false, message = f.message, path = abs, shown = shown,
     index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
+    cache_dir = false, cache_name = false, sig = false,
   }, LazyMT)
 end
 
@@ -200,10 +314,13 @@ end
 -- size, inode, mtime and ctime: an edit or a copy changes the ctime, so a stale entry is never used. The cache is
 -- rewritten when an entry changed; where the directory is read-only, luamig goes on without it.
 
-local CACHE, CACHE_HEAD = ".luamig-cache", "luamig revision cache 2, luamig " .. core.version .. ", " .. _VERSION .. "\n"
+local CACHE, CACHE_HEAD = ".luamig-cache", "luamig revision cache 5, luamig " .. core.version .. ", " .. _VERSION .. "\n"
 
 -- The cache is stored compiled (Lua bytecode: loading it costs a copy, not a parse) after a header naming the luamig
 -- and Lua versions that wrote it; any other header, or a chunk that does not load, is ignored.
+local COLUMNS = { "names", "sigs", "revs", "downs", "labels", "deps", "tx", "msgs" }
+
+-- read_cache(dir) -> the cache's columns (each a list, one entry per file, in the order of the file names), or {}
 local function read_cache(dir)
   local src = core.read_source(path.join(dir, CACHE))
   if not src or sub(src, 1, #CACHE_HEAD) ~= CACHE_HEAD then return {} end
@@ -211,92 +328,117 @@ local function read_cache(dir)
   if not fn then return {} end
   local ok, t = pcall(fn)
   if not ok or type(t) ~= "table" then return {} end
+  local n = type(t.names) == "table" and #t.names or -1
+  for _, col in ipairs(COLUMNS) do
+    if type(t[col]) ~= "table" or #t[col] ~= n then
+      return {}
+    end
+  end
   return t
 end
 
--- a list as the cache keeps it: false when empty, the string itself when it has one
+-- a list as the cache keeps it: false when empty (read back as the shared EMPTY), else the list itself
 local function pack_list(list)
-  -- (an entry read back from the cache is packed already)
-  if not list then return "false" end
-  if type(list) == "string" then return format("%q", list) end
-  if #list == 0 then return "false" end
-  if #list == 1 then return format("%q", list[1]) end
+  if not list or #list == 0 then return "false" end
   local parts = {}
   for i, v in ipairs(list) do parts[i] = format("%q", v) end
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
-local function unpack_list(v)
-  if not v then return EMPTY end
-  if type(v) == "string" then return { v } end
-  return v
-end
-
-local function write_cache(dir, entries, names)
+-- write_cache(dir, files, sigs, recs): one column per field, one entry per file (false where a file's fields
+-- cannot be cached: it is loaded in full each time)
+local function write_cache(dir, files, sigs, recs)
+  local cols = {}
+  for k, col in ipairs(COLUMNS) do cols[k] = { col, "={" } end
+  local function add(k, text)
+    local c = cols[k]
+    c[#c + 1] = text
+    c[#c + 1] = ","
+  end
+  for i, n in ipairs(files) do
+    local r, sig = recs[i], sigs[i]
+    local ok = getmetatable(r) == LazyMT and sig ~= ""
+    add(1, format("%q", n))
+    add(2, ok and format("%q", sig) or "false")
+    add(3, ok and format("%q", r.revision) or "false")
+    add(4, ok and pack_list(r.down_revisions) or "false")
+    add(5, ok and pack_list(r.branch_labels) or "false")
+    add(6, ok and pack_list(r.depends_on) or "false")
+    add(7, ok and tostring(r.transactional) or "false")
+    add(8, ok and format("%q", r.message) or "false")
+  end
   local out = { "return {\n" }
-  for _, n in ipairs(names) do
-    local e = entries[n]
-    if e then
-      out[#out + 1] = format("[%q]={%q,%q,%s,%s,%s,%s,%q},\n", n, e[1], e[2], pack_list(e[3]), pack_list(e[4]),
-        pack_list(e[5]), tostring(e[6]), e[7])
-    end
+  for k, c in ipairs(cols) do
+    c[#c + 1] = "},\n"
+    out[k + 1] = table.concat(c)
   end
   out[#out + 1] = "}\n"
   local fn = load(table.concat(out), "=" .. CACHE, "t", {})
   if not fn then return end
-  local target = path.join(dir, CACHE)
-  local tmp = format("%s.%d", target, core.getpid())
-  local f = io.open(tmp, "wb")
-  if not f then return end
-  local ok = f:write(CACHE_HEAD, string.dump(fn, true))
-  f:close()
-  if not ok or not os.rename(tmp, target) then os.remove(tmp) end
+  write_atomic(path.join(dir, CACHE), CACHE_HEAD .. dump(fn, true))
 end
 
-local function record_of(abs, shown, rev, downs, labels, deps, transactional, message)
-  return setmetatable({
-    revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps,
-    transactional = transactional, message = message, path = abs, shown = shown,
-    index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
-  }, LazyMT)
-end
-
--- lazy_dir(dir, revs) -> true, or nil, message: the revisions of one directory, from the cache where it is current
+-- lazy_dir(dir, revs) -> true, or nil, message: the revisions of one directory, from the cache where it is current.
+-- The cache lists the files in the order listdir gives them, so an unchanged directory is matched entry by entry,
+-- without a lookup by name.
 local function lazy_dir(dir, revs)
   local names, sigs = core.listdir(dir, true)
   if not names then
     return nil, format("cannot read versions directory %s: %s", path.display(dir), (sigs or ""):match(": (.*)$") or sigs)
   end
-  local sig_of = {}
-  for i, n in ipairs(names) do sig_of[n] = sigs[i] end
-  local files = {}
-  for _, n in ipairs(names) do
+  local files, fsigs, k = {}, {}, 0 -- (in byte order, as listdir gives them)
+  for i, n in ipairs(names) do
     local c = byte(n)
-    if c ~= 46 and c ~= 95 and sub(n, -4) == ".lua" then files[#files + 1] = n end
+    if c ~= 46 and c ~= 95 and sub(n, -4) == ".lua" then
+      k = k + 1
+      files[k], fsigs[k] = n, sigs[i]
+    end
   end
-  sort(files)
+  live_files[dir] = { files, fsigs }
   local cache = read_cache(dir)
-  local fresh, dirty = {}, false
-  for _, n in ipairs(files) do
+  local cn, cs = cache.names or EMPTY, cache.sigs
+  local dirty = #cn ~= k
+  -- every file of the directory has the same path and shown prefix: work them out from the first
+  local place = { dir = dir }
+  if k > 0 then
+    local n = files[1]
     local abs = path.join(dir, n)
-    local sig, e = sig_of[n], cache[n]
+    place.abs = sub(abs, 1, #abs - #n)
+    local shown = path.display(abs)
+    place.shown = sub(shown, 1, #shown - #n)
+  end
+  local recs, index = {}, nil
+  local first = #revs
+  for i = 1, k do
+    local n, sig = files[i], fsigs[i]
+    local at = i
+    if cn[i] ~= n then
+      dirty = true
+      if not index then
+        index = {}
+        for j, m in ipairs(cn) do index[m] = j end
+      end
+      at = index[n]
+    end
     local r
-    if e and sig ~= "" and e[1] == sig then
-      r = record_of(abs, path.display(abs), e[2], unpack_list(e[3]), unpack_list(e[4]), unpack_list(e[5]), e[6], e[7])
-      fresh[n] = e
+    if at and sig ~= "" and cs[at] == sig then
+      r = setmetatable({
+        revision = cache.revs[at], down_revisions = cache.downs[at] or EMPTY, branch_labels = cache.labels[at] or EMPTY,
+        depends_on = cache.deps[at] or EMPTY, transactional = cache.tx[at], message = cache.msgs[at],
+        index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
+        cache_dir = place, cache_name = n, sig = sig,
+      }, LazyMT)
     else
       local err
-      r, err = scan_file(abs)
+      r, err = scan_file(place.abs .. n)
       if not r then return nil, err end
       dirty = true
-      if getmetatable(r) == LazyMT and sig ~= "" then
-        fresh[n] = { sig, r.revision, r.down_revisions, r.branch_labels, r.depends_on, r.transactional, r.message }
-      end
+      if getmetatable(r) == LazyMT then r.cache_dir, r.cache_name, r.sig = place, n, sig end
     end
-    revs[#revs + 1] = r
+    recs[i] = r
+    revs[first + i] = r
   end
-  for n in pairs(cache) do if not fresh[n] then dirty = true end end
-  if dirty then write_cache(dir, fresh, files) end
+  if dirty then write_cache(dir, files, fsigs, recs) end
   return true
 end
 
@@ -349,5 +491,5 @@ local function load_env(script_location, context)
   return res
 end
 
-return { load_file = load_file, load_all = load_all, materialize = materialize, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
+return { load_file = load_file, load_all = load_all, materialize = materialize, save_code = save_code, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
   sandbox = sandbox }

@@ -1,8 +1,8 @@
 -- luamig against Alembic and against the database shells running the very SQL `luamig upgrade --sql` prints.
 --   lua5.4 compare.lua LUAMIG_BINARY [WORKLOAD...]     workloads: startup sqlite postgres bulk rebuild autogen
 -- PG_BENCH_URL names a PostgreSQL server database for the postgres workload (scripts/bench/run starts one).
--- Every figure is the median of several runs after a warm-up; each ratio is luamig's median over the other's, both
--- measured in this run.
+-- Every figure is the median of several runs after a warm-up; the contenders of a workload run in turn, round by
+-- round; each ratio is luamig's median over the other's, both measured in this run.
 local lib = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib.lua")
 
 local bin = assert(arg[1], "usage: compare.lua LUAMIG_BINARY [WORKLOAD...]")
@@ -110,33 +110,34 @@ if wanted("startup") or wanted("sqlite") then
   project(dir, "sqlite:///./app.db")
   if wanted("startup") then
     sh(lm(dir, "upgrade head"))
-    local sqlite3 = lib.time("cd " .. q(dir) .. " && sqlite3 app.db 'select version_num from luamig_version'", 20)
-    local alem = lib.time(alembic(dir, "current"), 5, "cd " .. q(dir) .. " && sqlite3 app.db "
-      .. "'CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); DELETE FROM "
-      .. "alembic_version; INSERT INTO alembic_version SELECT version_num FROM luamig_version'")
-    local cur = lib.time(lm(dir, "current"), 20)
+    sh("cd " .. q(dir) .. " && sqlite3 app.db 'CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) "
+      .. "NOT NULL PRIMARY KEY); DELETE FROM alembic_version; INSERT INTO alembic_version SELECT version_num FROM "
+      .. "luamig_version'")
+    local r = lib.time_set({ "cd " .. q(dir) .. " && sqlite3 app.db 'select version_num from luamig_version'",
+      alembic(dir, "current"), lm(dir, "current") }, 11)
+    local sqlite3, alem, cur = r[1], r[2], r[3]
     report("start-up: `current`, 500 migrations at head", "sqlite3 shell: SELECT version_num", sqlite3)
     report("", "alembic current", alem)
-    report("", "luamig current", cur, sqlite3, string.format("%.0fx faster than Alembic", alem.wall / cur.wall))
+    report("", "luamig current", cur, sqlite3, string.format("%.2fx faster than Alembic", alem.wall / cur.wall))
   end
   -- (2) 500 migrations on an empty SQLite file
   if wanted("sqlite") then
     sh(lm(dir, "upgrade head --sql > up.sql"))
     sh(lm(dir, "upgrade head --sql --single-transaction > up1.sql"))
     local fresh = "cd " .. q(dir) .. " && rm -f app.db"
-    local shell = lib.time("cd " .. q(dir) .. " && sqlite3 app.db < up.sql", 5, fresh)
-    local alem = lib.time(alembic(dir, "upgrade head"), 3, fresh)
-    local mine = lib.time(lm(dir, "upgrade head"), 5, fresh)
+    local r = lib.time_set({ "cd " .. q(dir) .. " && sqlite3 app.db < up.sql", alembic(dir, "upgrade head"),
+      lm(dir, "upgrade head") }, 5, fresh)
+    local shell, alem, mine = r[1], r[2], r[3]
     report("500 migrations, SQLite, a transaction each", "sqlite3 shell < upgrade --sql", shell)
     report("", "alembic upgrade head (transaction_per_migration)", alem)
-    report("", "luamig upgrade head", mine, shell, string.format("%.1fx faster than Alembic", alem.wall / mine.wall))
-    local shell1 = lib.time("cd " .. q(dir) .. " && sqlite3 app.db < up1.sql", 5, fresh)
-    local alem1 = lib.time(alembic(dir, "-x single=1 upgrade head"), 3, fresh)
-    local mine1 = lib.time(lm(dir, "upgrade head --single-transaction"), 5, fresh)
+    report("", "luamig upgrade head", mine, shell, string.format("%.2fx faster than Alembic", alem.wall / mine.wall))
+    r = lib.time_set({ "cd " .. q(dir) .. " && sqlite3 app.db < up1.sql", alembic(dir, "-x single=1 upgrade head"),
+      lm(dir, "upgrade head --single-transaction") }, 5, fresh)
+    local shell1, alem1, mine1 = r[1], r[2], r[3]
     report("500 migrations, SQLite, one transaction", "sqlite3 shell < upgrade --sql --single-transaction", shell1)
     report("", "alembic upgrade head (one transaction)", alem1)
     report("", "luamig upgrade head --single-transaction", mine1, shell1,
-      string.format("%.1fx faster than Alembic", alem1.wall / mine1.wall))
+      string.format("%.2fx faster than Alembic", alem1.wall / mine1.wall))
   end
 end
 
@@ -151,19 +152,18 @@ if wanted("postgres") and pg then
   sh(lm(dir, "upgrade head --sql > up.sql"))
   sh(lm(dir, "upgrade head --sql --single-transaction > up1.sql"))
   local psql = string.format("cd %s && psql -X -q %s -v ON_ERROR_STOP=1 -f ", q(dir), q(pg))
-  local shell = lib.time(psql .. "up.sql", 5, fresh)
-  local alem = lib.time(alembic(dir, "upgrade head"), 3, fresh)
-  local mine = lib.time(lm(dir, "upgrade head"), 5, fresh)
+  local r = lib.time_set({ psql .. "up.sql", alembic(dir, "upgrade head"), lm(dir, "upgrade head") }, 7, fresh)
+  local shell, alem, mine = r[1], r[2], r[3]
   report("500 migrations, PostgreSQL, a transaction each", "psql -f upgrade --sql", shell)
   report("", "alembic upgrade head (transaction_per_migration)", alem)
-  report("", "luamig upgrade head", mine, shell, string.format("%.1fx faster than Alembic", alem.wall / mine.wall))
-  local shell1 = lib.time(psql .. "up1.sql", 5, fresh)
-  local alem1 = lib.time(alembic(dir, "-x single=1 upgrade head"), 3, fresh)
-  local mine1 = lib.time(lm(dir, "upgrade head --single-transaction"), 5, fresh)
+  report("", "luamig upgrade head", mine, shell, string.format("%.2fx faster than Alembic", alem.wall / mine.wall))
+  r = lib.time_set({ psql .. "up1.sql", alembic(dir, "-x single=1 upgrade head"),
+    lm(dir, "upgrade head --single-transaction") }, 7, fresh)
+  local shell1, alem1, mine1 = r[1], r[2], r[3]
   report("500 migrations, PostgreSQL, one transaction", "psql -f upgrade --sql --single-transaction", shell1)
   report("", "alembic upgrade head (one transaction)", alem1)
   report("", "luamig upgrade head --single-transaction", mine1, shell1,
-    string.format("%.1fx faster than Alembic", alem1.wall / mine1.wall))
+    string.format("%.2fx faster than Alembic", alem1.wall / mine1.wall))
 end
 
 -- (4) bulk_insert of 1,000,000 rows, and (5) a rebuild of a 1,000,000-row table, on SQLite
@@ -201,8 +201,8 @@ return { revision = "b3", down_revision = "b2",
     sh(cd .. q(bin) .. " -q upgrade b1 && cp app.db base1.db")
     sh(cd .. q(bin) .. " -q upgrade b1:b2 --sql > rows.sql")
     local fresh = cd .. "cp base1.db app.db"
-    local shell = lib.time(cd .. "sqlite3 app.db < rows.sql", 3, fresh)
-    local mine = lib.time(cd .. q(bin) .. " -q upgrade b2", 3, fresh)
+    local r = lib.time_set({ cd .. "sqlite3 app.db < rows.sql", cd .. q(bin) .. " -q upgrade b2" }, 3, fresh)
+    local shell, mine = r[1], r[2]
     report("bulk_insert of 1,000,000 rows, SQLite", "sqlite3 shell < upgrade --sql (1,000,000 INSERTs)", shell)
     report("", "luamig upgrade (the rows built in Lua, one prepared INSERT)", mine, shell)
   end
@@ -230,8 +230,8 @@ UPDATE luamig_version SET version_num = 'b3' WHERE version_num = 'b2';
 COMMIT;
 ]])
     local fresh = cd .. "cp base2.db app.db"
-    local shell = lib.time(cd .. "sqlite3 app.db < rebuild.sql", 3, fresh)
-    local mine = lib.time(cd .. q(bin) .. " -q upgrade b3", 3, fresh)
+    local r = lib.time_set({ cd .. "sqlite3 app.db < rebuild.sql", cd .. q(bin) .. " -q upgrade b3" }, 3, fresh)
+    local shell, mine = r[1], r[2]
     report("rebuild of a 1,000,000-row table (type change), SQLite", "sqlite3 shell: the same statements", shell)
     report("", "luamig upgrade (alter_column)", mine, shell)
   end

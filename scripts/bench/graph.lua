@@ -68,16 +68,22 @@ return {
   return pairs_made
 end
 
+-- Every size is generated first; then the runs go round by round, each round timing every size once, so that a
+-- slow spell of the shared machine falls on all sizes alike and the growth ratios compare like with like.
 local results = {}
 local tmp = os.getenv("TMPDIR") or "/tmp"
-for _, n in ipairs(sizes) do
+local cmds = {}
+for i, n in ipairs(sizes) do
   local dir = string.format("%s/luamig-bench-graph-%d", tmp, n)
-  local made = generate(dir, n)
-  local runs = n >= 100000 and 3 or 9
-  local heads = lib.time(string.format("cd %s && %s heads", lib.q(dir), lib.q(bin)), runs)
-  local sql = lib.time(string.format("cd %s && %s upgrade head --sql", lib.q(dir), lib.q(bin)), runs)
-  results[#results + 1] = { n = n, pairs = made, heads = heads, sql = sql, rss = math.max(heads.rss, sql.rss) }
-  os.execute("rm -rf " .. lib.q(dir))
+  results[i] = { n = n, dir = dir, pairs = generate(dir, n) }
+  cmds[i] = string.format("cd %s && %s heads", lib.q(dir), lib.q(bin))
+  cmds[#sizes + i] = string.format("cd %s && %s upgrade head --sql", lib.q(dir), lib.q(bin))
+end
+local timed = lib.time_set(cmds, 5)
+for i, r in ipairs(results) do
+  r.heads, r.sql = timed[i], timed[#sizes + i]
+  r.rss = math.max(r.heads.rss, r.sql.rss)
+  os.execute("rm -rf " .. lib.q(r.dir))
 end
 
 print(string.format("%-9s %5s | %-28s %6s | %-28s %6s | %9s", "revisions", "pairs", "heads: wall (best) cpu",

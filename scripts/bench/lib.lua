@@ -23,15 +23,12 @@ local function perf_available()
   return has_perf
 end
 
--- time(cmd, runs, prep) -> { wall = median seconds, best = fastest wall seconds, cpu = median user+sys seconds,
--- rss = max resident KB } over `runs` runs after a warm-up. Wall time on a shared machine includes time the host
--- gave to others; CPU time is what the command itself cost. prep, when given, is a command run (untimed) before the
--- warm-up and before each timed run.
--- "cd DIR && PROGRAM ARGS [< FILE]" runs without a shell of its own; anything else runs through sh. With perf
+-- A timer for one command: warm() runs it once (untimed but for its peak RSS), once() times one run, result() sums
+-- up. "cd DIR && PROGRAM ARGS [< FILE]" runs without a shell of its own; anything else runs through sh. With perf
 -- (Linux), a run's wall and CPU time are what `perf stat` measures from fork to exit, so that no wrapper's start-up
 -- is counted; otherwise the in-process clock around /usr/bin/time. Peak RSS comes from /usr/bin/time (the warm-up).
-function M.time(cmd, runs, prep)
-  runs = runs or 5
+-- prep, when given, is a command run (untimed) before the warm-up and before each timed run.
+local function timer(cmd, prep)
   local statfile = os.tmpname()
   local dir, simple = cmd:match("^cd ('[^']*') && ([^<>|&;$`]*< [^<>|&;$`]+)$")
   if not dir then dir, simple = cmd:match("^cd ('[^']*') && ([^<>|&;$`]*)$") end
@@ -44,36 +41,70 @@ function M.time(cmd, runs, prep)
   local function setup()
     if prep then assert(os.execute(prep .. " >/dev/null 2>&1"), "benchmark preparation failed: " .. prep) end
   end
-  setup()
-  assert(os.execute(timed), "benchmark command failed: " .. cmd)
-  local f = io.open(statfile)
-  local rss = f:read("n")
-  f:close()
-  local walls, cpus = {}, {}
-  for i = 1, runs do
+  local t = { walls = {}, cpus = {}, rss = 0 }
+  function t.warm()
     setup()
+    assert(os.execute(timed), "benchmark command failed: " .. cmd)
+    local f = io.open(statfile)
+    t.rss = f:read("n")
+    f:close()
+  end
+  function t.once()
+    setup()
+    local i = #t.walls + 1
     if perfed then
       assert(os.execute(perfed), "benchmark command failed: " .. cmd)
       local text = assert(io.open(statfile)):read("a")
-      walls[i] = tonumber(text:match("([%d.]+) seconds time elapsed"))
-      cpus[i] = tonumber(text:match("([%d.]+) seconds user")) + tonumber(text:match("([%d.]+) seconds sys"))
+      t.walls[i] = tonumber(text:match("([%d.]+) seconds time elapsed"))
+      t.cpus[i] = tonumber(text:match("([%d.]+) seconds user")) + tonumber(text:match("([%d.]+) seconds sys"))
     else
       local t0 = now()
       local ok = os.execute(timed)
-      walls[i] = now() - t0
+      t.walls[i] = now() - t0
       assert(ok, "benchmark command failed: " .. cmd)
       local g = io.open(statfile)
       local kb, user, sys = g:read("n", "n", "n")
       g:close()
-      cpus[i] = user + sys
-      if kb > rss then rss = kb end
+      t.cpus[i] = user + sys
+      if kb > t.rss then t.rss = kb end
     end
   end
-  os.remove(statfile)
-  table.sort(walls)
-  table.sort(cpus)
-  local mid = (runs + 1) // 2
-  return { wall = walls[mid], best = walls[1], cpu = cpus[mid], rss = rss }
+  function t.result()
+    os.remove(statfile)
+    local walls, cpus = t.walls, t.cpus
+    table.sort(walls)
+    table.sort(cpus)
+    local mid = (#walls + 1) // 2
+    return { wall = walls[mid], best = walls[1], cpu = cpus[mid], rss = t.rss }
+  end
+  return t
+end
+
+-- time(cmd, runs, prep) -> { wall = median seconds, best = fastest wall seconds, cpu = median user+sys seconds,
+-- rss = max resident KB } over `runs` runs after a warm-up. Wall time on a shared machine includes time the host
+-- gave to others; CPU time is what the command itself cost.
+function M.time(cmd, runs, prep)
+  local t = timer(cmd, prep)
+  t.warm()
+  for _ = 1, runs or 5 do t.once() end
+  return t.result()
+end
+
+-- time_set(cmds, runs, prep) -> a result (as time gives) per command, measured in rounds: each round runs every
+-- command once, in turn, so that a slow spell of a shared machine (or of a database server) falls on all of them
+-- alike instead of on whichever ran then.
+function M.time_set(cmds, runs, prep)
+  local ts = {}
+  for i, cmd in ipairs(cmds) do
+    ts[i] = timer(cmd, prep)
+    ts[i].warm()
+  end
+  for _ = 1, runs or 5 do
+    for _, t in ipairs(ts) do t.once() end
+  end
+  local out = {}
+  for i, t in ipairs(ts) do out[i] = t.result() end
+  return out
 end
 
 function M.write(path, text)

@@ -53,7 +53,7 @@ return {
       ctx:info("  wrote " .. f[1])
     end
     -- the revision cache luamig keeps beside the files is not for version control
-    path.write_file(path.join(versions, ".gitignore"), ".luamig-cache\n")
+    path.write_file(path.join(versions, ".gitignore"), ".luamig-cache\n.luamig-code\n")
     ctx:info("  made " .. versions .. "/")
     ctx:info(format("Edit %s (url = ...), then: luamig revision -m \"first migration\"", config_file))
     return true
