@@ -6,8 +6,10 @@
  * Every prepared statement lives in a to-be-finalized box on the Lua stack, so a Lua error raised in the middle
  * (out of memory while pushing a row) cannot leak it.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sqlite3.h>
 #include "lm_core.h"
 
@@ -16,6 +18,7 @@
 
 typedef struct {
   sqlite3 *db;
+  double deadline; /* CLOCK_MONOTONIC seconds after which statements are interrupted; 0: none */
 } lm_conn;
 
 typedef struct {
@@ -169,6 +172,7 @@ static int lm_sqlite_open(lua_State *L) {
   lm_conn *c = (lm_conn *)lua_newuserdatauv(L, sizeof *c, 0);
   int rc;
   c->db = NULL;
+  c->deadline = 0;
   luaL_setmetatable(L, LM_SQLITE_CONN);
   /* one connection per Lua state and thread: SQLite need not lock it against itself */
   rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -399,6 +403,32 @@ static int conn_in_transaction(lua_State *L) {
 }
 
 /* conn:close() -> true; idempotent, and the same function serves __gc and __close. */
+static double monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* SQLite calls this every few thousand virtual-machine steps: past the deadline it interrupts the statement, which
+   then fails with SQLITE_INTERRUPT ("interrupted"). */
+static int past_deadline(void *ud) {
+  const lm_conn *c = (const lm_conn *)ud;
+  return c->deadline > 0 && monotonic() > c->deadline;
+}
+
+/* conn:set_deadline(t): statements still running at core.clock() time t are interrupted; nil clears it */
+static int conn_set_deadline(lua_State *L) {
+  lm_conn *c = check_open(L);
+  if (lua_isnoneornil(L, 2)) {
+    c->deadline = 0;
+    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+  } else {
+    c->deadline = luaL_checknumber(L, 2);
+    sqlite3_progress_handler(c->db, 4000, past_deadline, c);
+  }
+  return 0;
+}
+
 static int conn_close(lua_State *L) {
   lm_conn *c = (lm_conn *)luaL_checkudata(L, 1, LM_SQLITE_CONN);
   if (c->db) {
@@ -420,7 +450,7 @@ static int conn_tostring(lua_State *L) {
 
 static const luaL_Reg conn_methods[] = {
   {"exec", conn_exec},   {"query", conn_query}, {"bulk_insert", conn_bulk_insert}, {"backup", conn_backup},
-  {"in_transaction", conn_in_transaction}, {"close", conn_close}, {NULL, NULL}};
+  {"in_transaction", conn_in_transaction}, {"set_deadline", conn_set_deadline}, {"close", conn_close}, {NULL, NULL}};
 
 static int lm_sqlite_version(lua_State *L) {
   lua_pushstring(L, sqlite3_libversion());

@@ -178,8 +178,9 @@ static int lm_localtime(lua_State *L) {
   struct tm tmv;
   char *saved = NULL;
   const char *old = getenv("TZ");
+  const int switch_tz = *tz != '\0'; /* fixed before setenv, which the analyzer assumes may change *tz */
   int ok;
-  if (*tz) {
+  if (switch_tz) {
     char path[PATH_MAX];
     if (strcmp(tz, "UTC") != 0 && strcmp(tz, "utc") != 0) {
       struct stat st;
@@ -195,7 +196,7 @@ static int lm_localtime(lua_State *L) {
     tzset();
   }
   ok = localtime_r(&t, &tmv) != NULL;
-  if (*tz) {
+  if (switch_tz) {
     if (saved) {
       setenv("TZ", saved, 1);
       free(saved);

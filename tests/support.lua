@@ -68,15 +68,17 @@ function M.exists(path)
 end
 
 -- run(args, opts) -> { code, out, err, first } running the luamig binary; args is a shell-quoted string.
--- opts.cwd (default: a fresh temp dir), opts.env { NAME = value } (DATABASE_URL and LUAMIG_CONFIG cleared unless given)
+-- opts.cwd (default: a fresh temp dir), opts.env { NAME = value } (DATABASE_URL and LUAMIG_CONFIG cleared unless given),
+-- opts.as: a user to run it as (through runuser; the tests must run as root for that)
 function M.run(args, opts)
   opts = opts or {}
   local cwd = opts.cwd or M.tmpdir()
   local outf, errf = os.tmpname(), os.tmpname()
   local env = { "env -u DATABASE_URL -u LUAMIG_CONFIG -u LD_PRELOAD -u ASAN_OPTIONS" }
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. M.q(v) end
-  local cmd = string.format("cd %s && %s %s %s </dev/null >%s 2>%s", M.q(cwd), table.concat(env, " "), M.q(opts.bin or M.bin),
-    args, M.q(outf), M.q(errf))
+  local as = opts.as and ("runuser -u " .. M.q(opts.as) .. " -- ") or ""
+  local cmd = string.format("cd %s && %s%s %s %s </dev/null >%s 2>%s", M.q(cwd), as, table.concat(env, " "),
+    M.q(opts.bin or M.bin), args, M.q(outf), M.q(errf))
   local ok, _, code = os.execute(cmd)
   local r = { code = ok and 0 or code, out = M.read(outf) or "", err = M.read(errf) or "" }
   os.remove(outf)

@@ -229,7 +229,7 @@ function Ctx:close()
     self._release = nil
   end
   if self._db then
-    self._db.conn:close()
+    require("luamig.db").close(self._db)
     self._db = nil
   end
 end

@@ -43,9 +43,12 @@ local function connect(cfg)
   local d, derr = dialects.get(u.dialect)
   if not d then return nil, format("cannot use %s: %s", shown, derr) end
   if u.dialect == "sqlite" then
+    -- SQLite creates a missing file on open: remember that, so that a run that ends without writing to it can
+    -- remove it again (a failed command leaves no empty database behind)
+    local fresh = u.path ~= ":memory:" and u.path ~= "" and not core.filetype(u.path)
     local conn, msg = core.sqlite_open(u.path, floor((cfg.lock_timeout or 60) * 1000))
     if not conn then return nil, format("cannot open SQLite database %s: %s", u.path, msg) end
-    return { conn = conn, dialect = d, url = shown, path = u.path }
+    return { conn = conn, dialect = d, url = shown, path = u.path, fresh = fresh }
   end
   local raw, msg = core.pg_connect(url.conninfo(u))
   if not raw then return nil, format("cannot connect to %s: %s", shown, url.mask(msg or "")) end
@@ -60,4 +63,15 @@ local function connect(cfg)
   return { conn = conn, dialect = d, url = shown }
 end
 
-return { connect = connect }
+-- close(db): closes the connection; a SQLite file this connection created and never wrote to is removed
+local function close(db)
+  db.conn:close()
+  if db.fresh then
+    local f = io.open(db.path, "rb")
+    local size = f and f:seek("end")
+    if f then f:close() end
+    if size == 0 then os.remove(db.path) end
+  end
+end
+
+return { connect = connect, close = close }

@@ -76,10 +76,13 @@ end
 
 local function read_file(p)
   local f, err = io.open(p, "rb")
-  if not f then return nil, err end
+  if not f then return nil, (err:sub(1, #p + 2) == p .. ": ") and err:sub(#p + 3) or err end
   local s, rerr = f:read("a")
   f:close()
-  if s == nil then return nil, p .. ": " .. tostring(rerr) end
+  if s == nil then
+    rerr = tostring(rerr)
+    return nil, (rerr:sub(1, #p + 2) == p .. ": ") and rerr:sub(#p + 3) or rerr
+  end
   return s
 end
 

@@ -343,7 +343,7 @@ local function error_handler(e)
       break
     end
   end
-  return { err = e, line = line, traceback = traceback(type(e) == "string" and e or tostring(e), 2) }
+  return { err = e, line = line, traceback = traceback(require("luamig.script_dir").error_text(e), 2) }
 end
 
 -- step_label(direction, id, r) -> "upgrade a -> b" / "downgrade b -> a", made once per revision and direction
@@ -489,7 +489,7 @@ local function describe_failure(label, r, e)
     return format("%s failed%s: %s; statement: %s", label, where and (" at " .. where) or "", one_line(err.msg),
       one_line(err.sql, 240))
   end
-  local text = one_line(type(err) == "string" and err or tostring(err), 400)
+  local text = one_line(require("luamig.script_dir").error_text(err), 400)
   -- a Lua error raised in the file already starts with "file:line:"
   if r and text:sub(1, #r.shown + 1) == r.shown .. ":" then return format("%s failed at %s", label, text) end
   return format("%s failed%s: %s", label, where and (" at " .. where) or "", text)
@@ -534,7 +534,12 @@ function Runner:run_step(id, direction, expected, resume)
   if emit then emit(format("-- %s, %s\n\n", label, r.message)) end
   if not outer and (transactional or not emit) then
     local ok, msg = self:tx("BEGIN")
-    if not ok then return nil, { msg = format("cannot start a transaction for %s: %s", label, msg) } end
+    if not ok then
+      if self.sqlite and tostring(msg):find("locked", 1, true) then
+        msg = format("%s (another process kept it longer than lock_timeout = %g s)", msg, self.cfg.lock_timeout or 60)
+      end
+      return nil, { msg = format("cannot start a transaction for %s: %s", label, msg) }
+    end
   end
   self.step = { id = id, r = r, direction = direction, resume = resume }
   self.detached = false
@@ -576,7 +581,17 @@ function Runner:run_step(id, direction, expected, resume)
   end
   if ok then
     running_chunk = r.chunkname or ("@" .. r.shown)
+    local deadline = self.timeout and not emit and core.clock() + self.timeout
+    if deadline then self:arm(deadline) end
     ok, e = xpcall(fn, error_handler, self:op())
+    if deadline then
+      self:disarm()
+      if not ok and core.clock() > deadline then
+        -- whatever stopped it (the hook, or SQLite / PostgreSQL interrupting a statement), say why
+        local why = format("exceeded --timeout of %g s", self.timeout)
+        if getmetatable(e.err) == SqlErrorMT then e.err.msg = why else e.err = why end
+      end
+    end
     running_chunk = nil
   end
   local new_heads
@@ -719,6 +734,33 @@ function Runner:await_unfinished(opts)
   end
 end
 
+-- arm(deadline) / disarm(): --timeout around a migration's own code. A count hook stops its Lua code once the
+-- deadline (a core.clock() time) has passed; SQLite interrupts a statement running past it, PostgreSQL one running
+-- longer than what was left of the time when it started (statement_timeout).
+local TIMEOUT_TICK = 10000
+
+function Runner:arm(deadline)
+  local clock = core.clock
+  debug.sethook(function()
+    if clock() > deadline then error("exceeded --timeout", 2) end
+  end, "", TIMEOUT_TICK)
+  if self.sqlite then
+    self.conn:set_deadline(deadline)
+  elseif self.dialect.name == "postgresql" then
+    self.conn:exec(format("SET statement_timeout = %d", math.max(1, floor((deadline - clock()) * 1000))))
+  end
+end
+
+function Runner:disarm()
+  debug.sethook()
+  if self.sqlite then
+    self.conn:set_deadline(nil)
+  elseif self.dialect.name == "postgresql" then
+    -- (in a transaction the failure aborted, this fails, and the rollback undoes arm's SET anyway)
+    self.conn:exec(format("SET statement_timeout = %d", floor((self.cfg.statement_timeout or 0) * 1000)))
+  end
+end
+
 -- migrate(direction, spec, opts): see migrate_steps. On SQLite, foreign-key enforcement is off while migrating, as
 -- SQLite's own procedure for schema changes requires (a table rebuild drops the old table; with enforcement on,
 -- that would fire ON DELETE actions), and back on afterwards; rebuilds check the foreign keys they touch.
@@ -727,6 +769,7 @@ end
 -- migration; going back to DELETE at the end removes the journal (SQLite takes the write lock to do so, so another
 -- writer's journal is never touched). WAL and other modes are left as they are.
 function Runner:migrate(direction, spec, opts)
+  self.timeout = opts and opts.timeout
   if not self.sqlite then return self:migrate_steps(direction, spec, opts) end
   local conn = self.conn
   conn:exec("PRAGMA foreign_keys = OFF")

@@ -24,6 +24,18 @@ end
 
 local ILLEGAL = "[@%-%+:%s]"
 
+-- error_text(e) -> an error value as text: a string as it is, a value with __tostring through it (when that
+-- works), anything else by its type
+local function error_text(e)
+  if type(e) == "string" then return e end
+  local mt = getmetatable(e)
+  if type(mt) == "table" and mt.__tostring then
+    local ok, text = pcall(tostring, e)
+    if ok and type(text) == "string" then return text end
+  end
+  return format("an error value of type %s, with no message", type(e))
+end
+
 local EMPTY = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 
 local function string_list(v, what, shown)
@@ -44,7 +56,7 @@ local function run_chunk(src, shown, env)
   if not fn then return nil, format("cannot load %s", err) end
   local ok, res = pcall(fn)
   if not ok then
-    return nil, format("error while running %s: %s", shown, type(res) == "string" and res or tostring(res))
+    return nil, format("error while running %s: %s", shown, error_text(res))
   end
   return res
 end
@@ -54,7 +66,7 @@ end
 local function record_from(abs, shown, chunkname, fn, sum, first_line)
   local ok, m = pcall(fn)
   if not ok then
-    return nil, format("error while running %s: %s", shown, type(m) == "string" and m or tostring(m))
+    return nil, format("error while running %s: %s", shown, error_text(m))
   end
   if type(m) ~= "table" then
     return nil, format("%s: a migration file must return a table (got %s)", shown, type(m))
@@ -491,5 +503,5 @@ local function load_env(script_location, context)
   return res
 end
 
-return { load_file = load_file, load_all = load_all, materialize = materialize, save_code = save_code, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
+return { load_file = load_file, load_all = load_all, materialize = materialize, save_code = save_code, record_from = record_from, error_text = error_text, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
   sandbox = sandbox }

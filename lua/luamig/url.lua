@@ -34,12 +34,20 @@ local function unescape(s, what)
   return out
 end
 
--- mask_text(s): hides what looks like a password in any URL-bearing text; used on text that may not parse.
+-- mask_text(s): hides what looks like a password in any URL-bearing text; used on text that may not parse. It reads
+-- a password as the parser does (after "user:", up to the next "@"; a query's password= up to the next "&"), so
+-- nothing the parser would take for a password, spaces and line breaks included, survives; at worst it hides more.
 local function mask_text(s)
-  s = gsub(s, "(%a[%w+.-]*://[^:/@%s]*:)[^@%s]*@", "%1***@")
-  s = gsub(s, "([?&]password=)[^&%s]*", "%1***")
+  s = gsub(s, "(%a[%w+.-]*://[^:@/?#]*:)[^@]*@", "%1***@")
+  s = gsub(s, "([?&][Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)([^&]*)", function(k, v)
+    -- text masked once already ("password=***" and then the rest of a message) stays as it is
+    if v == "***" or v:find("^%*%*%*[:;,.'\"%s]") then return k .. v end
+    return k .. "***"
+  end)
   return s
 end
+
+local ESCAPED_KEY = "a query key cannot be percent-escaped"
 
 local function parse_query(q)
   local params, order = {}, {}
@@ -47,6 +55,8 @@ local function parse_query(q)
   for pair in q:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=(.*)$")
     if not k then k, v = pair, "" end
+    -- keys are libpq keywords: plain words, never escaped (an escaped "password" would slip past masking)
+    if k:find("%", 1, true) then return nil, ESCAPED_KEY end
     local uk, e1 = unescape(k, "query")
     local uv, e2 = unescape(v, "query")
     if not uk or not uv then return nil, e1 or e2 end
@@ -67,7 +77,7 @@ local function parse(s)
   local function fail(msg) return nil, format("bad database URL '%s': %s", shown, msg) end
   local name, driver, rest = (scheme * C(P(1) ^ 0)):match(s)
   if not name then
-    return fail("expected scheme://..., e.g. sqlite:///app.db or postgresql://user@host/db")
+    return fail("expected a URL such as sqlite:///app.db or postgresql://user@host/db")
   end
   local dialect = DIALECTS[lower(name)]
   if not dialect then
@@ -107,7 +117,13 @@ local function parse(s)
     u.port = n
   end
   local params, order = parse_query(t.query)
-  if not params then return fail(order) end
+  if not params then
+    if order == ESCAPED_KEY then
+      -- an escaped key may hide a password= from the mask: show no query value at all
+      shown = gsub(shown, "%?.*$", function(q) return (gsub(q, "=[^&]*", "=***")) end)
+    end
+    return fail(order)
+  end
   u.params, u.param_order = params, order
   if params.host and not u.host then u.host = params.host end
   return u

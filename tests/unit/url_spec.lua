@@ -29,13 +29,25 @@ describe("#unit url", function()
   it("masks passwords in URLs and in free text", function()
     assert.equal("postgresql://app:***@h/db", url.mask("postgresql://app:hunter2@h/db"))
     assert.equal("postgresql://app@h/db", url.mask("postgresql://app@h/db"))
-    assert.equal("x postgresql://u:***@h/d?password=*** y", url.mask("x postgresql://u:pw@h/d?password=pw2 y"))
+    -- a query password runs to the next "&", as the parser reads it: the rest of such a line is hidden too
+    assert.equal("x postgresql://u:***@h/d?password=***", url.mask("x postgresql://u:pw@h/d?password=pw2 y"))
+    assert.equal("postgresql://u:***@h/d?password=***&sslmode=require",
+      url.mask("postgresql://u:pw@h/d?password=pw 2&sslmode=require"))
+    -- whatever the parser takes for the password is hidden: spaces, line breaks, a user name with a space
+    assert.equal("postgresql://u:***@h/d", url.mask("postgresql://u:sec ret@h/d"))
+    assert.equal("postgresql://u:***@h/d", url.mask("postgresql://u:sec\nret@h/d"))
+    assert.equal("postgresql://my user:***@h/d", url.mask("postgresql://my user:pw@h/d"))
+    assert.equal("sec ret", url.parse("postgresql://u:sec ret@h/d").password)
+    -- an escaped query key could spell "password" past the mask: refused
+    local u, err = url.parse("postgresql://h/d?pass%77ord=secret")
+    assert.is_nil(u)
+    assert.equal("bad database URL 'postgresql://h/d?pass%77ord=***': a query key cannot be percent-escaped", err)
   end)
 
   it("rejects bad URLs with one message naming the (masked) URL", function()
     local cases = {
       { "", "empty database URL" },
-      { "app.db", "bad database URL 'app.db': expected scheme://..., e.g. sqlite:///app.db or postgresql://user@host/db" },
+      { "app.db", "bad database URL 'app.db': expected a URL such as sqlite:///app.db or postgresql://user@host/db" },
       { "mysql://u:pw@h/d", "bad database URL 'mysql://u:***@h/d': unknown scheme 'mysql' (expected sqlite:// or postgresql://)" },
       { "sqlite://host/app.db", "bad database URL 'sqlite://host/app.db': a sqlite URL takes no host: use sqlite:///relative.db or sqlite:////absolute/path.db" },
       { "postgresql://u:pw@h:99999/d", "bad database URL 'postgresql://u:***@h:99999/d': port '99999' is not a number from 1 to 65535" },

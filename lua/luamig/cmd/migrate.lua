@@ -87,6 +87,14 @@ local function run(ctx, direction, spec, opts)
       return nil, "--backup copies SQLite databases; back PostgreSQL up with pg_dump", exitcodes.USAGE
     end
   end
+  if ctx.options.timeout ~= nil then
+    local t = tonumber(ctx.options.timeout)
+    if not t or t <= 0 or t ~= t or t == math.huge then
+      return nil, format("--timeout takes a number of seconds greater than 0, not '%s'", ctx.options.timeout),
+        exitcodes.USAGE
+    end
+    opts.timeout = t
+  end
   local runner, err = ctx:runner()
   if not runner then return nil, err, exitcodes.FAILED end
   if opts.backup then opts.before_changes = function() return backup(ctx) end end
@@ -106,6 +114,9 @@ local RESUME_OPTION = { long = "--resume", key = "resume",
   help = "first run again a migration that ran outside a transaction and did not finish" }
 local BACKUP_OPTION = { long = "--backup", key = "backup", help = "SQLite: copy the database to <db>.<timestamp>.bak first" }
 local SINGLE_OPTION = { long = "--single-transaction", key = "single_transaction", help = "one transaction around the whole run" }
+local TIMEOUT_OPTION = { long = "--timeout", arg = "SECONDS", key = "timeout",
+  help = "stop a migration (its Lua code and its statements) that runs longer, and roll it back" }
 
 return { run = run, offline_runner = offline_runner, split_range = split_range, report_json = report_json,
-  SQL_OPTION = SQL_OPTION, RESUME_OPTION = RESUME_OPTION, BACKUP_OPTION = BACKUP_OPTION, TAG_OPTION = TAG_OPTION, SINGLE_OPTION = SINGLE_OPTION }
+  SQL_OPTION = SQL_OPTION, RESUME_OPTION = RESUME_OPTION, BACKUP_OPTION = BACKUP_OPTION, TAG_OPTION = TAG_OPTION, SINGLE_OPTION = SINGLE_OPTION,
+  TIMEOUT_OPTION = TIMEOUT_OPTION }

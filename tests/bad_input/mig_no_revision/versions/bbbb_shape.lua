@@ -1,0 +1,1 @@
+return { down_revision = 'aaaa00000001', upgrade = function() end, downgrade = function() end }

@@ -1,0 +1,3 @@
+local cfg = nil
+local v = cfg.value
+return {}

@@ -1,0 +1,1 @@
+return { revision = 'bbbb00000002' down_revision = 'aaaa00000001' }

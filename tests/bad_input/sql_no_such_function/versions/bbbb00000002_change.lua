@@ -1,0 +1,12 @@
+--- change
+local t = require("luamig.types")
+return {
+  revision = "bbbb00000002",
+  down_revision = "aaaa00000001",
+  upgrade = function(op)
+    op.execute("SELECT no_such_function(1)")
+  end,
+  downgrade = function(op)
+
+  end,
+}

@@ -1,0 +1,1 @@
+CREATE INDEX ix ON t (a) WHERE a > 0 AND b IS NOT NULL

@@ -1,0 +1,1 @@
+CREATE TABLE `a b` ([c d] TEXT, "e""f" INT PRIMARY KEY AUTOINCREMENT, UNIQUE (c, "e""f"))

@@ -1,0 +1,1 @@
+UPDATE t SET a = ? WHERE b = :name AND c = ?2

@@ -1,0 +1,1 @@
+INSERT INTO t VALUES ('it''s; fine', "q;"); /* c; */ SELECT $$ body; $$;
