@@ -74,16 +74,18 @@ local function isdir(p)
   return core.filetype(p) == "directory"
 end
 
+-- read_file(p) -> contents, or nil, the system's message without the path (callers name the file)
 local function read_file(p)
   local f, err = io.open(p, "rb")
-  if not f then return nil, (err:sub(1, #p + 2) == p .. ": ") and err:sub(#p + 3) or err end
-  local s, rerr = f:read("a")
-  f:close()
-  if s == nil then
-    rerr = tostring(rerr)
-    return nil, (rerr:sub(1, #p + 2) == p .. ": ") and rerr:sub(#p + 3) or rerr
+  local s
+  if f then
+    s, err = f:read("a")
+    f:close()
+    if s then return s end
   end
-  return s
+  err = tostring(err)
+  if sub(err, 1, #p + 2) == p .. ": " then err = sub(err, #p + 3) end
+  return nil, err
 end
 
 -- write_file(p, s): writes s to p, creating or truncating it; true or nil, err.

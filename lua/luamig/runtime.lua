@@ -972,7 +972,7 @@ function Runner:stamp(specs, purge)
   if not sok then
     if not self.emit then self.conn:exec("ROLLBACK") end
     local m = getmetatable(e) == SqlErrorMT and format("stamp failed: %s; statement: %s", one_line(e.msg), one_line(e.sql, 240))
-      or tostring(e)
+      or require("luamig.script_dir").error_text(e)
     return nil, { msg = m }
   end
   local cok, cmsg = self:tx("COMMIT")

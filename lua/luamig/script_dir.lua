@@ -322,9 +322,10 @@ end
 -- The revision cache -----------------------------------------------------------------------------------------
 --
 -- Reading 500 small files costs more than everything else `luamig current` does. Each versions directory keeps
--- what the scan found in `.luamig-cache` (a Lua table, run in an empty environment), keyed by each file's
--- size, inode, mtime and ctime: an edit or a copy changes the ctime, so a stale entry is never used. The cache is
--- rewritten when an entry changed; where the directory is read-only, luamig goes on without it.
+-- what the scan found in `.luamig-cache` (a Lua chunk returning one column per field, one entry per file, run in an
+-- empty environment), keyed by each file's signature from core.listdir (size, inode, mtime, ctime, device, mode):
+-- an edit or a copy changes the ctime, so a stale entry is never used. The cache is rewritten when an entry
+-- changed; where the directory is read-only, luamig goes on without it.
 
 local CACHE, CACHE_HEAD = ".luamig-cache", "luamig revision cache 5, luamig " .. core.version .. ", " .. _VERSION .. "\n"
 
