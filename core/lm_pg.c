@@ -268,7 +268,8 @@ static int pgconn_query(lua_State *L) {
 
 /*
  * conn:bulk_insert(sql, columns, rows) -> true, count; or nil, message, sqlstate, row_number.
- * sql holds $1..$n for the n columns; one prepared statement serves every row.
+ * sql holds $1..$n for the n columns; one prepared statement serves every row: the unnamed one, which the next
+ * unnamed statement replaces, so nothing is left on the connection when a row fails or a Lua error is raised.
  */
 static int pgconn_bulk_insert(lua_State *L) {
   lm_pgconn *c = check_open(L);
@@ -283,7 +284,7 @@ static int pgconn_bulk_insert(lua_State *L) {
   nrows = (lua_Integer)lua_rawlen(L, 4);
   values = (const char **)lua_newuserdatauv(L, sizeof(char *) * (size_t)(ncols > 0 ? ncols : 1), 0);
   b = new_resbox(L);
-  b->res = PQprepare(c->conn, "luamig_bulk", sql, (int)ncols, NULL);
+  b->res = PQprepare(c->conn, "", sql, (int)ncols, NULL);
   if (b->res == NULL || !ok_status(PQresultStatus(b->res))) {
     push_failure(L, c, b);
     lua_pushinteger(L, 0);
@@ -307,17 +308,15 @@ static int pgconn_bulk_insert(lua_State *L) {
       else
         return luaL_error(L, "bulk_insert: row %d: cannot bind a %s", (int)r, luaL_typename(L, -1));
     }
-    b->res = PQexecPrepared(c->conn, "luamig_bulk", (int)ncols, values, NULL, NULL, 0);
+    b->res = PQexecPrepared(c->conn, "", (int)ncols, values, NULL, NULL, 0);
     if (b->res == NULL || !ok_status(PQresultStatus(b->res))) {
       push_failure(L, c, b);
       lua_pushinteger(L, r);
-      PQclear(PQexec(c->conn, "DEALLOCATE luamig_bulk"));
       return 4;
     }
     clear_box(b);
     lua_settop(L, row - 1);
   }
-  PQclear(PQexec(c->conn, "DEALLOCATE luamig_bulk"));
   lua_pushboolean(L, 1);
   lua_pushinteger(L, nrows);
   return 2;

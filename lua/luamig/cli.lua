@@ -223,11 +223,17 @@ function Ctx:runner()
     progress = function(line) self:info(line) end, locked = db.dialect.name == "postgresql" })
 end
 
+-- release_lock(): gives the migration lock back, if held; a lock that was not held any more is said as a warning
+function Ctx:release_lock()
+  local release = self._release
+  if not release then return end
+  self._release = nil
+  local ok, err = release()
+  if not ok then self:warn(err) end
+end
+
 function Ctx:close()
-  if self._release then
-    self._release()
-    self._release = nil
-  end
+  self:release_lock()
   if self._db then
     require("luamig.db").close(self._db)
     self._db = nil

@@ -43,6 +43,7 @@ local function open(opts)
   if log ~= nil and type(log) ~= "function" then return nil, "luamig.open: log must be a function(line)" end
   ctx.info = function(_, line) if log then log(line) end end
   ctx.out = ctx.info
+  ctx.warn = function(_, line) if log then log("warning: " .. line) end end
   local cfg, err = ctx:config(opts.config == nil)
   if not cfg then return nil, err end
   if opts.script_location then
@@ -69,11 +70,15 @@ local function migrate(self, direction, target)
   if type(target) ~= "string" then return nil, format("%s: the target must be a string (e.g. \"head\")", direction) end
   local runner, err = ctx:runner()
   if not runner then return nil, err end
-  local n, rerr = runner:migrate(direction, target, {})
-  if ctx._release then
-    ctx._release()
-    ctx._release = nil
+  -- the lock is given back on every path, also when something raises inside the run (a host's log function)
+  local res = table.pack(pcall(runner.migrate, runner, direction, target, {}))
+  if not res[1] and ctx._db and ctx._db.conn:in_transaction() then
+    -- what raised left its step's transaction open: roll it back (nothing of it stays) before unlocking
+    ctx._db.conn:exec("ROLLBACK")
   end
+  pcall(ctx.release_lock, ctx)
+  if not res[1] then error(res[2], 0) end
+  local n, rerr = res[2], res[3]
   if not n then return nil, message(rerr) end
   return n
 end

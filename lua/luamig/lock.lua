@@ -20,8 +20,10 @@ local function holder(conn, vt)
 end
 
 -- acquire(db, cfg, say) -> a release function, or nil, message. say(line) reports waiting, once.
+-- release() -> true, or nil, message: the message says the lock was not held by this session when it was given back
+-- (the mark of a connection pooler handing luamig's statements to other server connections) or the unlock failed.
 local function acquire(db, cfg, say)
-  if db.dialect.name ~= "postgresql" then return function() end end
+  if db.dialect.name ~= "postgresql" then return function() return true end end
   local conn, vt = db.conn, cfg.version_table
   local deadline = core.clock() + (cfg.lock_timeout or 60)
   local delay, told = 0.025, false
@@ -29,7 +31,16 @@ local function acquire(db, cfg, say)
     local rows, err = conn:query("SELECT pg_try_advisory_lock(" .. KEY .. ") AS locked", { vt })
     if not rows then return nil, format("cannot take the migration lock on %s: %s", db.url, err) end
     if rows[1].locked then
-      return function() conn:query("SELECT pg_advisory_unlock(" .. KEY .. ") AS unlocked", { vt }) end
+      return function()
+        local res, uerr = conn:query("SELECT pg_advisory_unlock(" .. KEY .. ") AS unlocked", { vt })
+        if not res then return nil, format("could not release the migration lock on %s: %s", db.url, uerr) end
+        if not res[1].unlocked then
+          return nil, format("the migration lock on %s was not held by this session when luamig released it: is a "
+            .. "connection pooler in transaction mode between luamig and the server? Then the lock did not keep "
+            .. "other runs out; connect directly for migrations", db.url)
+        end
+        return true
+      end
     end
     local now = core.clock()
     if now >= deadline then

@@ -150,10 +150,14 @@ local function new(records)
       dep_loop and "dependency cycle" or "cycle", files_of(stuck))
   end
   -- Heads have no children by down_revision; bases have no down_revision. Both in load order.
-  local head_list, base_list = {}, {}
-  g.head_list, g.base_list = head_list, base_list
+  -- Real heads are heads nothing depends on either (what `heads` stands for, as in Alembic).
+  local head_list, base_list, real_heads = {}, {}, {}
+  g.head_list, g.base_list, g.real_head_list = head_list, base_list, real_heads
   for _, r in ipairs(list) do
-    if not children[r.revision] then head_list[#head_list + 1] = r.revision end
+    if not children[r.revision] then
+      head_list[#head_list + 1] = r.revision
+      if not dependents[r.revision] then real_heads[#real_heads + 1] = r.revision end
+    end
     if #r.down_revisions == 0 then base_list[#base_list + 1] = r.revision end
   end
   g:spread_labels()
@@ -162,6 +166,7 @@ end
 
 function Graph:get(id) return self.by_id[id] end
 function Graph:heads() return self.head_list end
+function Graph:real_heads() return self.real_head_list end
 function Graph:bases() return self.base_list end
 function Graph:count() return #self.order end
 
@@ -216,9 +221,10 @@ function Graph:spread_labels()
   end
 end
 
--- reaches(from, to [, within]) -> true when `to` is `from` or one of its ancestors (through down_revision and
--- depends_on). The search never goes below to's topological index; `within` restricts it to a set of ids.
-function Graph:reaches(from, to, within)
+-- reaches(from, to [, within [, versioned]]) -> true when `to` is `from` or one of its ancestors (through
+-- down_revision and depends_on; through down_revision only when versioned). The search never goes below to's
+-- topological index; `within` restricts it to a set of ids.
+function Graph:reaches(from, to, within, versioned)
   if from == to then return true end
   local limit = self.by_id[to].index
   local stack, seen = { from }, { [from] = true }
@@ -226,7 +232,7 @@ function Graph:reaches(from, to, within)
   while #stack > 0 do
     local id = stack[#stack]
     stack[#stack] = nil
-    for _, p in ipairs(parents[id]) do
+    for _, p in ipairs(versioned and by_id[id].down_revisions or parents[id]) do
       if p == to then return true end
       if not seen[p] and by_id[p].index > limit and (not within or within[p]) then
         seen[p] = true
@@ -237,23 +243,26 @@ function Graph:reaches(from, to, within)
   return false
 end
 
--- shares_lineage(a, b) -> true when a is b, an ancestor of b or a descendant of b
-function Graph:shares_lineage(a, b)
+-- shares_lineage(a, b [, versioned]) -> true when a is b, an ancestor of b or a descendant of b (by down_revision
+-- only when versioned, as Alembic's branch membership is)
+function Graph:shares_lineage(a, b, versioned)
   local ia, ib = self.by_id[a].index, self.by_id[b].index
-  if ia >= ib then return self:reaches(a, b) end
-  return self:reaches(b, a)
+  if ia >= ib then return self:reaches(a, b, nil, versioned) end
+  return self:reaches(b, a, nil, versioned)
 end
 
--- ancestors(ids) -> set of every revision reachable from ids through down_revision and depends_on, ids included
-function Graph:ancestors(ids)
+-- ancestors(ids [, versioned]) -> set of every revision reachable from ids through down_revision and depends_on
+-- (down_revision only when versioned), ids included
+function Graph:ancestors(ids, versioned)
   local seen, stack = {}, {}
+  local by_id, parents = self.by_id, self.parents
   for _, id in ipairs(ids) do stack[#stack + 1] = id end
   while #stack > 0 do
     local id = stack[#stack]
     stack[#stack] = nil
     if not seen[id] then
       seen[id] = true
-      for _, p in ipairs(self.parents[id]) do
+      for _, p in ipairs(versioned and by_id[id].down_revisions or parents[id]) do
         if not seen[p] then stack[#stack + 1] = p end
       end
     end
@@ -261,8 +270,9 @@ function Graph:ancestors(ids)
   return seen
 end
 
--- descendants(ids) -> set of ids and everything that descends from them or depends on them
-function Graph:descendants(ids)
+-- descendants(ids [, versioned]) -> set of ids and everything that descends from them or depends on them (only
+-- what descends by down_revision when versioned)
+function Graph:descendants(ids, versioned)
   local seen, stack = {}, {}
   for _, id in ipairs(ids) do stack[#stack + 1] = id end
   while #stack > 0 do
@@ -276,7 +286,7 @@ function Graph:descendants(ids)
           if not seen[c] then stack[#stack + 1] = c end
         end
       end
-      kids = self.dependents[id]
+      kids = not versioned and self.dependents[id]
       if kids then
         for _, c in ipairs(kids) do
           if not seen[c] then stack[#stack + 1] = c end
@@ -287,23 +297,27 @@ function Graph:descendants(ids)
   return seen
 end
 
--- A revision's parents for the walk of topo_sort: its down_revisions, then the dependencies that are not already
--- ancestors of those (Alembic's normalized down revisions).
+-- walk_parents(id) -> a revision's down_revisions, then those of its dependencies that no ancestor by down_revision
+-- already depends on (Alembic's normalized down revisions): the parents that topo_sort walks and that a step's
+-- version rows move from.
 function Graph:walk_parents(id)
   local r = self.by_id[id]
   if r.dependencies == NONE then return r.down_revisions end
   if r._walk_parents then return r._walk_parents end
-  local out = {}
-  for _, d in ipairs(r.down_revisions) do out[#out + 1] = d end
-  for _, dep in ipairs(r.dependencies) do
-    local covered = false
-    for _, d in ipairs(r.down_revisions) do
-      if self:reaches(d, dep) then
-        covered = true
-        break
-      end
+  local inherited = {}
+  for a in pairs(self:ancestors(r.down_revisions, true)) do
+    for _, d in ipairs(self.by_id[a].dependencies) do inherited[d] = true end
+  end
+  local out, seen = {}, {}
+  for _, d in ipairs(r.down_revisions) do
+    out[#out + 1] = d
+    seen[d] = true
+  end
+  for _, d in ipairs(r.dependencies) do
+    if not inherited[d] and not seen[d] then
+      out[#out + 1] = d
+      seen[d] = true
     end
-    if not covered then out[#out + 1] = dep end
   end
   r._walk_parents = out
   return out
@@ -390,41 +404,6 @@ function Graph:plan_upgrade(current, targets)
   return reversed(self:topo_sort(todo, targets))
 end
 
--- plan_downgrade(current, target, branch) -> ids to revert, children first; or nil, message.
--- Reverts what descends from the target's children (every base's, for base) and the database has; with a branch
--- (a label or revision) and several children, only the children on that branch.
-function Graph:plan_downgrade(current, target, branch)
-  local roots
-  if target == nil then
-    roots = self.base_list
-  else
-    roots = self.children[target] or {}
-  end
-  if branch and #roots > 1 then
-    local on = self:resolve_branch(branch)
-    local keep = {}
-    for _, c in ipairs(roots) do
-      if self:reaches(on.revision, c) then keep[#keep + 1] = c end
-    end
-    if #keep == 0 then return nil, format("%s is not a valid downgrade target on branch '%s'", target, branch) end
-    roots = keep
-  end
-  local active = self:ancestors(current)
-  local todo = {}
-  local n = 0
-  for id in pairs(self:descendants(roots)) do
-    if active[id] then
-      todo[id] = true
-      n = n + 1
-    end
-  end
-  if target ~= nil and n == 0 and not active[target] then
-    return nil, format("Destination %s is not a valid downgrade target from the current revision(s) %s", target,
-      #current == 0 and "<base>" or concat(current, ", "))
-  end
-  return self:topo_sort(todo, current)
-end
-
 -- heads_after(heads, id, direction) -> the version rows after applying ("upgrade") or reverting ("downgrade") id.
 function Graph:heads_after(heads, id, direction)
   local downs = self.by_id[id].down_revisions
@@ -473,28 +452,6 @@ function Graph:effective_heads()
       end
     end
     if not covered then out[#out + 1] = h end
-  end
-  sort(out)
-  return out
-end
-
--- stamp_heads(heads, targets) -> the version rows after stamping targets ({} = base): each target replaces the
--- heads on its own line of descent; heads on other lines stay.
-function Graph:stamp_heads(heads, targets)
-  if #targets == 0 then return {} end
-  local keep = {}
-  for _, h in ipairs(heads) do keep[h] = true end
-  for _, t in ipairs(targets) do
-    for _, h in ipairs(heads) do
-      if self:shares_lineage(h, t) then keep[h] = nil end
-    end
-  end
-  local out = {}
-  for h in pairs(keep) do out[#out + 1] = h end
-  for _, t in ipairs(targets) do
-    local dup = false
-    for _, o in ipairs(out) do if o == t then dup = true end end
-    if not dup then out[#out + 1] = t end
   end
   sort(out)
   return out
@@ -556,56 +513,6 @@ function Graph:resolve_branch(name)
     if found then return self.by_id[found] end
   end
   return nil, format("No such branch: '%s'", name)
-end
-
--- on_branch(ids, branch) -> the ids sharing lineage with the branch's revision
-function Graph:on_branch(ids, branch)
-  local on = assert(self:resolve_branch(branch))
-  local out = {}
-  for _, id in ipairs(ids) do
-    if self:shares_lineage(id, on.revision) then out[#out + 1] = id end
-  end
-  return out
-end
-
--- Walks n steps from id ("" = before the base) along children (n > 0, only those on `branch` when given) or
--- down_revisions (n < 0). Returns the id reached ("" past the base), or nil, message.
-function Graph:walk(id, n, spec, branch)
-  local cur = id
-  local steps = n > 0 and n or -n
-  for i = 1, steps do
-    if n > 0 then
-      local kids = cur == "" and self.base_list or (self.children[cur] or {})
-      if branch then kids = self:on_branch(kids, branch) end
-      if #kids == 0 then
-        return nil, format("Relative revision %s didn't produce %d migrations", spec, steps)
-      end
-      if #kids > 1 then
-        local s = {}
-        for k, c in ipairs(kids) do s[k] = c end
-        sort(s)
-        return nil, format("Relative revision %s is ambiguous: %s has %d next revisions (%s); name one, or a branch (label@+1)",
-          spec, cur == "" and "<base>" or cur, #kids, concat(s, ", "))
-      end
-      cur = kids[1]
-    else
-      if cur == "" then
-        return nil, format("Relative revision %s didn't produce %d migrations", spec, steps)
-      end
-      local downs = self.by_id[cur].down_revisions
-      if #downs == 0 then
-        if i < steps then
-          return nil, format("Relative revision %s didn't produce %d migrations", spec, steps)
-        end
-        cur = ""
-      elseif #downs > 1 then
-        return nil, format("Relative revision %s is ambiguous: %s is a merge of %s", spec, cur, concat(downs, ", "))
-      else
-        cur = downs[1]
-      end
-    end
-  end
-  return cur
 end
 
 -- range(lower, upper) -> ids between two points, newest first, both ends included (history -r): upper's ancestors

@@ -9,7 +9,7 @@ local core = require("luamig.core")
 local op_api = require("luamig.op")
 local schema = require("luamig.schema")
 local sql_text = require("luamig.sql_text")
-local target_grammar = require("luamig.target")
+local revision_plan = require("luamig.revision_plan")
 local vt = require("luamig.version_table")
 
 local format, concat, ipairs, type, tostring, setmetatable = string.format, table.concat, ipairs, type, tostring, setmetatable
@@ -187,144 +187,31 @@ function Runner:op()
   return self.op_object
 end
 
--- Target resolution -------------------------------------------------------------------------------------------
+-- Target resolution (luamig.revision_plan: Alembic's semantics) ----------------------------------------------
 
--- Checks a label@ prefix names a branch; returns nil, message when it does not.
-function Runner:check_branch(label)
-  if not label then return true end
-  local on, err = self.graph:resolve_branch(label)
-  if not on then return nil, err end
-  return true
+function Runner:planner()
+  if not self._planner then self._planner = revision_plan.planner(self.graph) end
+  return self._planner
 end
 
--- The revision an absolute anchor (head, heads, base, current, an id) stands for: a list of ids.
-function Runner:anchor_ids(t, current)
-  local g = self.graph
-  local a = t.anchor
-  if a == "heads" then
-    return t.label and g:on_branch(g:heads(), t.label) or sorted_copy(g:heads())
-  elseif a == "head" then
-    local hs = t.label and g:on_branch(g:heads(), t.label) or g:heads()
-    if #hs > 1 then
-      if t.label then
-        return nil, format("Multiple heads are present on branch '%s' (%s); name one", t.label, concat(sorted_copy(hs), ", "))
-      end
-      return nil, format("Multiple heads are present (%s); merge them with `luamig merge heads`, or name one "
-        .. "(or `heads` for all)", concat(sorted_copy(hs), ", "))
-    end
-    return { hs[1] }
-  elseif a == "base" then
-    return {}
-  elseif a == "current" then
-    return sorted_copy(current)
-  else
-    local r, err = g:resolve_id(t.id, t.label)
-    if not r then return nil, err end
-    return { r.revision }
-  end
-end
-
-local function single(ids, spec)
-  if #ids > 1 then
-    return nil, format("'%s' stands for several revisions (%s); a relative step needs one", spec, concat(ids, ", "))
-  end
-  return ids[1] or ""
+local function ids_of(recs)
+  local out = {}
+  for i, r in ipairs(recs) do out[i] = r.revision end
+  return out
 end
 
 -- resolve_upgrade(spec, current) -> list of target ids ({} = base), or nil, message
 function Runner:resolve_upgrade(spec, current)
-  local g = self.graph
-  local t, err = target_grammar.parse(spec)
-  if not t then return nil, err end
-  local ok, berr = self:check_branch(t.label)
-  if not ok then return nil, berr end
-  if t.anchor == nil then
-    if t.delta < 0 then return nil, format("'%s' is a step back: use `luamig downgrade %s`", spec, spec) end
-    local starts = current
-    if t.label then
-      starts = g:on_branch(current, t.label)
-      if #starts == 0 then
-        -- the branch has no current head: start from its newest revision the database has
-        local active = g:ancestors(current)
-        local on = g:on_branch((function()
-          local l = {}
-          for id in pairs(active) do l[#l + 1] = id end
-          return l
-        end)(), t.label)
-        local is_parent = {}
-        for _, id in ipairs(on) do
-          for _, p in ipairs(g:get(id).down_revisions) do is_parent[p] = true end
-        end
-        starts = {}
-        for _, id in ipairs(on) do if not is_parent[id] then starts[#starts + 1] = id end end
-      end
-    end
-    if #starts > 1 then
-      return nil, format("Ambiguous upgrade from multiple current revisions (%s); name a revision or a branch (label@+1)",
-        concat(sorted_copy(starts), ", "))
-    end
-    local reached, werr = g:walk(starts[1] or "", t.delta, spec, t.label)
-    if not reached then return nil, werr end
-    return reached == "" and {} or { reached }
-  end
-  if t.anchor == "heads" and t.delta then return nil, format("'%s': heads takes no relative step", spec) end
-  local ids, aerr = self:anchor_ids(t, current)
-  if not ids then return nil, aerr end
-  if t.delta and t.delta ~= 0 then
-    local start, serr = single(ids, spec)
-    if not start then return nil, serr end
-    local reached, werr = g:walk(start, t.delta, spec, t.delta > 0 and t.label or nil)
-    if not reached then return nil, werr end
-    return reached == "" and {} or { reached }
-  end
-  return ids
+  local recs, err = self:planner():upgrade_targets(spec, current)
+  if not recs then return nil, err end
+  return ids_of(recs)
 end
 
--- resolve_downgrade(spec, current) -> target id (false = base), branch (or nil); or nil, message
+-- resolve_downgrade(spec, current) -> target record (revision_plan.BASE for base), branch (or nil); or nil, message
 function Runner:resolve_downgrade(spec, current)
-  local g = self.graph
-  local t, err = target_grammar.parse(spec)
-  if not t then return nil, err end
-  local ok, berr = self:check_branch(t.label)
-  if not ok then return nil, berr end
-  local start, branch
-  if t.anchor == nil then
-    if t.delta > 0 then return nil, format("'%s' is a step forward: use `luamig upgrade %s`", spec, spec) end
-    if t.label then
-      local on = g:on_branch(current, t.label)
-      if #on ~= 1 then
-        return nil, format("'%s': the database has %s on branch '%s'", spec,
-          #on == 0 and "no revision" or ("several revisions (" .. concat(on, ", ") .. ")"), t.label)
-      end
-      start, branch = on[1], t.label
-    else
-      if #current == 0 then
-        return nil, format("Relative revision %s didn't produce %d migrations", spec, -t.delta)
-      end
-      if #current > 1 then
-        return nil, format("Ambiguous downgrade from multiple current revisions (%s); name one, e.g. `luamig downgrade %s@-1`",
-          concat(current, ", "), current[1])
-      end
-      start, branch = current[1], current[1]
-    end
-  else
-    if t.anchor == "heads" and t.delta then return nil, format("'%s': heads takes no relative step", spec) end
-    local ids, aerr = self:anchor_ids(t, current)
-    if not ids then return nil, aerr end
-    local s, serr = single(ids, spec)
-    if not s then return nil, serr end
-    start, branch = s, t.label
-  end
-  if t.delta == -1 and start ~= "" and g:is_merge_point(start) then
-    -- one step back from a merge reverts the merge itself: its parents become heads again
-    return g:get(start).down_revisions[1], start
-  end
-  if t.delta and t.delta ~= 0 then
-    local reached, werr = g:walk(start, t.delta, spec, t.delta > 0 and t.label or nil)
-    if not reached then return nil, werr end
-    start = reached
-  end
-  return start ~= "" and start or false, branch
+  local target, branch = self:planner():downgrade_target(spec, current)
+  if not target then return nil, branch end
+  return target, branch
 end
 
 -- Running steps ----------------------------------------------------------------------------------------------
@@ -600,7 +487,8 @@ function Runner:run_step(id, direction, expected, resume)
     if not bok then ok, e = false, { err = "cannot start the transaction that records it: " .. tostring(bmsg) } end
   end
   if ok then
-    new_heads = self.graph:heads_after(heads_now, id, direction)
+    -- Alembic's version-row rules; where they do not fit the rows (Alembic itself fails there), the general rule
+    new_heads = self:planner():rows_after(heads_now, id, direction) or self.graph:heads_after(heads_now, id, direction)
     ok, e = xpcall(self.record, error_handler, self, heads_now, new_heads, { revision = id,
       down_revision = #r.down_revisions == 1 and r.down_revisions[1] or concat(r.down_revisions, ","),
       direction = direction, status = "applied",
@@ -643,16 +531,18 @@ end
 
 -- plan(direction, spec, current) -> steps, replan(current) -> steps; or nil, message
 function Runner:plan(direction, spec, current)
-  local g = self.graph
+  local p = self:planner()
   if direction == "upgrade" then
     local targets, err = self:resolve_upgrade(spec, current)
     if not targets then return nil, err end
-    local function replan(cur) return g:plan_upgrade(cur, targets) end
-    return replan(current), replan
+    local function replan(cur) return p:upgrade_steps(cur, targets) end
+    local steps, perr = replan(current)
+    if not steps then return nil, perr end
+    return steps, replan
   end
   local target, branch = self:resolve_downgrade(spec, current)
-  if target == nil then return nil, branch end
-  local function replan(cur) return g:plan_downgrade(cur, target or nil, branch) end
+  if not target then return nil, branch end
+  local function replan(cur) return p:downgrade_steps(cur, target, branch) end
   local steps, perr = replan(current)
   if not steps then return nil, perr end
   return steps, replan
@@ -697,7 +587,7 @@ function Runner:check_resumable(row, current)
   if row.direction == "downgrade" then
     for _, h in ipairs(current) do if h == row.revision then fits = true end end
   else
-    local steps = g:plan_upgrade(current, { row.revision })
+    local steps = self:planner():upgrade_steps(current, { row.revision })
     fits = steps and #steps == 1 and steps[1] == row.revision
   end
   if not fits then
@@ -902,23 +792,14 @@ end
 -- stamp(specs, purge) -> the new version rows, or nil, error {msg}
 -- Sets the version table to the given revisions without running migrations; --purge empties it first.
 function Runner:stamp(specs, purge)
-  local g = self.graph
+  local g, p = self.graph, self:planner()
   local targets = {}
   local is_base = false
   for _, spec in ipairs(specs) do
-    local t, err = target_grammar.parse(spec)
-    if not t then return nil, { msg = err } end
-    local ok, berr = self:check_branch(t.label)
-    if not ok then return nil, { msg = berr } end
-    local ids, aerr
-    if t.anchor == nil or t.delta then
-      ids, aerr = self:resolve_upgrade(spec, {})
-    else
-      ids, aerr = self:anchor_ids(t, {})
-    end
-    if not ids then return nil, { msg = aerr } end
-    if #ids == 0 then is_base = true end
-    for _, id in ipairs(ids) do targets[#targets + 1] = id end
+    local recs, err = p:revisions(spec, {})
+    if not recs then return nil, { msg = err } end
+    if #recs == 0 then is_base = true end
+    for _, r in ipairs(recs) do targets[#targets + 1] = r.revision end
   end
   if is_base and #targets > 0 then return nil, { msg = "stamp: base cannot be combined with other revisions" } end
   local ok, msg = self:tx("BEGIN")
@@ -956,7 +837,13 @@ function Runner:stamp(specs, purge)
         end
       end
     end
-    new_heads = purge and sorted_copy(targets) or g:stamp_heads(old, targets)
+    if purge then
+      new_heads = sorted_copy(targets)
+    else
+      local rows, serr = p:stamp_rows(old, specs)
+      if not rows then error(serr, 0) end
+      new_heads = rows
+    end
     if same_set(old, new_heads) then return end
     local added = {}
     local was = {}

@@ -169,12 +169,14 @@ end
 --
 -- Compiling and hashing 500 files costs a run more than its own SQL does. Each versions directory keeps what that
 -- work produced in `.luamig-code`: per file, the signature the revision cache keys on, the checksum, the first-line
--- message, the chunk name and the compiled chunk (with its debug information, so errors still name file and line).
+-- message, the chunk name, the compiled chunk (with its debug information, so errors still name file and line) and
+-- the SHA-256 of that chunk: Lua does not verify bytecode, so a chunk whose bytes are not what was written (a
+-- truncated or damaged file) is never loaded; the source is compiled instead.
 -- An entry is used only while the file's signature and chunk name are what they were; Runner:prepare writes the
 -- file again (save_code) when it compiled something, keeping only the entries of files still there unchanged.
 
-local CODE, CODE_HEAD = ".luamig-code", "luamig code cache 2, luamig " .. core.version .. ", " .. _VERSION .. "\n"
-local CODE_ENTRY = "<s4s4s4s4s4s4"
+local CODE, CODE_HEAD = ".luamig-code", "luamig code cache 3, luamig " .. core.version .. ", " .. _VERSION .. "\n"
+local CODE_ENTRY = "<s4s4s4s4s4s4s4"
 local code_dirs = {} -- dir -> { entries = { [name] = { sig, checksum, message, chunkname, bytecode } }, dirty }
 local live_files = {} -- dir -> { names, signatures } of its migration files as the last scan found them
 
@@ -201,9 +203,9 @@ local function code_of(dir)
     local entries, pos, n = c.entries, #CODE_HEAD + 1, #data
     local ok = pcall(function()
       while pos <= n do
-        local name, sig, sum, first, chunkname, code
-        name, sig, sum, first, chunkname, code, pos = unpack(CODE_ENTRY, data, pos)
-        entries[name] = { sig, sum, first, chunkname, code }
+        local name, sig, sum, first, chunkname, code, digest
+        name, sig, sum, first, chunkname, code, digest, pos = unpack(CODE_ENTRY, data, pos)
+        entries[name] = { sig, sum, first, chunkname, code, digest }
       end
     end)
     if not ok then c.entries = {} end
@@ -219,13 +221,14 @@ local function compiled(r)
   local dir = at.dir
   local c = code_of(dir)
   local e, chunkname = c.entries[name], "@" .. r.shown
-  if e and e[1] == sig and e[4] == chunkname then
+  if e and e[1] == sig and e[4] == chunkname and core.sha256(e[5]) == e[6] then
     local fn = load(e[5], chunkname, "b", sandbox())
     if fn then return fn, e[2], e[3], r.shown, chunkname end
   end
   local fn, sum, first, shown, cn = compile(r.path)
   if fn then
-    c.entries[name] = { sig, sum, first, cn, dump(fn) }
+    local code = dump(fn)
+    c.entries[name] = { sig, sum, first, cn, code, core.sha256(code) }
     c.dirty = true
   end
   return fn, sum, first, shown, cn
@@ -246,7 +249,7 @@ local function save_code()
       local out = { CODE_HEAD }
       for i, name in ipairs(names) do
         local e = c.entries[name]
-        out[i + 1] = pack(CODE_ENTRY, name, e[1], e[2], e[3], e[4], e[5])
+        out[i + 1] = pack(CODE_ENTRY, name, e[1], e[2], e[3], e[4], e[5], e[6])
       end
       write_atomic(path.join(dir, CODE), table.concat(out))
     end
@@ -327,17 +330,21 @@ end
 -- an edit or a copy changes the ctime, so a stale entry is never used. The cache is rewritten when an entry
 -- changed; where the directory is read-only, luamig goes on without it.
 
-local CACHE, CACHE_HEAD = ".luamig-cache", "luamig revision cache 5, luamig " .. core.version .. ", " .. _VERSION .. "\n"
+local CACHE, CACHE_HEAD = ".luamig-cache", "luamig revision cache 6, luamig " .. core.version .. ", " .. _VERSION .. "\n"
 
 -- The cache is stored compiled (Lua bytecode: loading it costs a copy, not a parse) after a header naming the luamig
--- and Lua versions that wrote it; any other header, or a chunk that does not load, is ignored.
+-- and Lua versions that wrote it and the chunk's SHA-256; any other header, a chunk that does not match its digest
+-- or does not load, is ignored.
 local COLUMNS = { "names", "sigs", "revs", "downs", "labels", "deps", "tx", "msgs" }
 
 -- read_cache(dir) -> the cache's columns (each a list, one entry per file, in the order of the file names), or {}
 local function read_cache(dir)
   local src = core.read_source(path.join(dir, CACHE))
   if not src or sub(src, 1, #CACHE_HEAD) ~= CACHE_HEAD then return {} end
-  local fn = load(sub(src, #CACHE_HEAD + 1), "=" .. CACHE, "b", {})
+  -- the header is followed by the SHA-256 of the chunk (64 characters): damaged bytecode is never loaded
+  local digest, chunk = sub(src, #CACHE_HEAD + 1, #CACHE_HEAD + 64), sub(src, #CACHE_HEAD + 65)
+  if core.sha256(chunk) ~= digest then return {} end
+  local fn = load(chunk, "=" .. CACHE, "b", {})
   if not fn then return {} end
   local ok, t = pcall(fn)
   if not ok or type(t) ~= "table" then return {} end
@@ -388,7 +395,8 @@ local function write_cache(dir, files, sigs, recs)
   out[#out + 1] = "}\n"
   local fn = load(table.concat(out), "=" .. CACHE, "t", {})
   if not fn then return end
-  write_atomic(path.join(dir, CACHE), CACHE_HEAD .. dump(fn, true))
+  local chunk = dump(fn, true)
+  write_atomic(path.join(dir, CACHE), CACHE_HEAD .. core.sha256(chunk) .. chunk)
 end
 
 -- lazy_dir(dir, revs) -> true, or nil, message: the revisions of one directory, from the cache where it is current.

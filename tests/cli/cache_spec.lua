@@ -39,31 +39,71 @@ describe("#cli revision and code caches", function()
     assert.equal("bbbb00000002 (head)", run("current").lines[1])
   end)
 
-  it("serve the compiled chunk of a file while its signature holds", function()
-    assert.equal(0, run("upgrade head").code)
-    assert.equal(0, run("downgrade base").code)
-    -- swap the chunk cached for the first file for one that creates another table: the next run must use it,
-    -- which shows that the cache is what runs (a file's edit changes its signature; tests above cover that)
+  -- rewrite_code(fn): passes each .luamig-code entry through fn(entry) (fields name, sig, sum, first, chunkname,
+  -- code, digest) and writes the file back; returns whether fn changed one
+  local function rewrite_code(fn)
     local path = dir .. "/versions/.luamig-code"
     local data = S.read(path)
     local head_end = data:find("\n", 1, true)
     local out, pos = { data:sub(1, head_end) }, head_end + 1
-    local swapped = false
+    local changed = false
     while pos <= #data do
-      local name, sig, sum, first, chunkname, code
-      name, sig, sum, first, chunkname, code, pos = string.unpack("<s4s4s4s4s4s4", data, pos)
-      if name == "aaaa00000001_one.lua" then
-        local src = S.read(f1):gsub('create_table%("a"', 'create_table("from_cache"')
-        code = string.dump(assert(load(src, chunkname)))
-        swapped = true
-      end
-      out[#out + 1] = string.pack("<s4s4s4s4s4s4", name, sig, sum, first, chunkname, code)
+      local e = {}
+      e.name, e.sig, e.sum, e.first, e.chunkname, e.code, e.digest, pos = string.unpack("<s4s4s4s4s4s4s4", data, pos)
+      if fn(e) then changed = true end
+      out[#out + 1] = string.pack("<s4s4s4s4s4s4s4", e.name, e.sig, e.sum, e.first, e.chunkname, e.code, e.digest)
     end
-    assert.is_true(swapped)
     S.write(path, table.concat(out))
+    return changed
+  end
+  local function other_chunk(e)
+    local src = S.read(f1):gsub('create_table%("a"', 'create_table("from_cache"')
+    return string.dump(assert(load(src, e.chunkname)))
+  end
+
+  it("serve the compiled chunk of a file while its signature holds", function()
+    assert.equal(0, run("upgrade head").code)
+    assert.equal(0, run("downgrade base").code)
+    -- swap the chunk cached for the first file (with its digest) for one that creates another table: the next run
+    -- must use it, which shows that the cache is what runs (a file's edit changes its signature; tests above cover
+    -- that)
+    assert.is_true(rewrite_code(function(e)
+      if e.name ~= "aaaa00000001_one.lua" then return false end
+      e.code = other_chunk(e)
+      e.digest = require("luamig.core").sha256(e.code)
+      return true
+    end))
     local r = run("upgrade aaaa00000001")
     assert.equal(0, r.code, r.err)
     assert.same({ "from_cache", "luamig_history", "luamig_version" }, S.tables(db))
+  end)
+
+  it("never load a cached chunk whose bytes are not the ones its digest names", function()
+    assert.equal(0, run("upgrade head").code)
+    assert.equal(0, run("downgrade base").code)
+    -- other bytes under the old digest: the file's source runs, not the chunk
+    assert.is_true(rewrite_code(function(e)
+      if e.name ~= "aaaa00000001_one.lua" then return false end
+      e.code = other_chunk(e)
+      return true
+    end))
+    local r = run("upgrade aaaa00000001")
+    assert.equal(0, r.code, r.err)
+    assert.same({ "a", "luamig_history", "luamig_version" }, S.tables(db))
+    assert.equal(0, run("downgrade base").code)
+    -- every byte of each chunk flipped in turn at a few places: never a crash, always the files' own work
+    for _, at in ipairs({ 1, 5, 13, 40, 100 }) do
+      rewrite_code(function(e)
+        if at > #e.code then return false end
+        local b = e.code:byte(at) ~ 0x5a
+        e.code = e.code:sub(1, at - 1) .. string.char(b) .. e.code:sub(at + 1)
+        return true
+      end)
+      r = run("upgrade head")
+      assert.equal(0, r.code, r.err)
+      assert.same({ "a", "b", "luamig_history", "luamig_version" }, S.tables(db))
+      assert.equal(0, run("downgrade base").code)
+    end
   end)
 
   it("never serve a file's old text after an edit of the same size", function()

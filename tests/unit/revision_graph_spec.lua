@@ -4,6 +4,7 @@ local rg = require("luamig.revision_graph")
 local runtime = require("luamig.runtime")
 local vt = require("luamig.version_table")
 local sqlite = require("luamig.dialect.sqlite")
+local revision_plan = require("luamig.revision_plan")
 
 local function rev(id, down, extra)
   local r = { revision = id, shown = id .. ".lua", down_revisions = type(down) == "table" and down or (down and { down } or {}) }
@@ -27,11 +28,19 @@ local function err_of(g, direction, spec, current)
   return err
 end
 
+-- rows_after(g, heads, id, direction) -> the version rows after one step, as the runner computes them
+local function rows_after(g, heads, id, direction)
+  return revision_plan.planner(g):rows_after(heads, id, direction) or g:heads_after(heads, id, direction)
+end
+
 -- Applies a step list to a set of heads, as the runner does, and returns the final heads.
 local function run(g, direction, list, heads)
-  for _, id in ipairs(list) do heads = g:heads_after(heads, id, direction) end
+  for _, id in ipairs(list) do heads = rows_after(g, heads, id, direction) end
   return heads
 end
+
+-- stamp(g, heads, specs) -> the version rows after `luamig stamp specs...`
+local function stamp(g, heads, specs) return assert(revision_plan.planner(g):stamp_rows(heads, specs)) end
 
 local function linear()
   return graph({ rev("a"), rev("b", "a"), rev("c", "b"), rev("d", "c"), rev("e", "d") })
@@ -126,14 +135,16 @@ describe("#unit revision graph", function()
 
     it("stamps b from {d1, c2}: delete d1, update c2 -> b", function()
       local g = branched()
-      local new = g:stamp_heads({ "c2", "d1" }, { "b" })
+      local new = stamp(g, { "c2", "d1" }, { "b" })
       assert.same({ "b" }, new)
       local sql = vt.change_sql(sqlite, "luamig_version", { "c2", "d1" }, new)
       assert.same({ { sql = "UPDATE luamig_version SET version_num = ? WHERE version_num = ?", params = { "b", "c2" }, expect = 1 },
         { sql = "DELETE FROM luamig_version WHERE version_num = ?", params = { "d1" }, expect = 1 } }, sql)
       -- a stamp on one line leaves the other
-      assert.same({ "c1", "d2" }, g:stamp_heads({ "d1", "d2" }, { "c1" }))
-      assert.same({}, g:stamp_heads({ "d1", "d2" }, {}))
+      assert.same({ "c1", "d2" }, stamp(g, { "d1", "d2" }, { "c1" }))
+      assert.same({}, stamp(g, { "d1", "d2" }, { "base" }))
+      -- the rows of other lines stay (Alembic's `stamp heads` from {c2, d1} would leave d2 alone)
+      assert.same({ "d1", "d2" }, stamp(g, { "c2", "d1" }, { "heads" }))
     end)
   end)
 
@@ -159,13 +170,13 @@ describe("#unit revision graph", function()
     it("merging deletes the other rows and updates one; unmerging inserts them back", function()
       local g = twin()
       assert.same({ "b1", "b2", "b3" }, run(g, "upgrade", { "a", "b3", "b2", "b1" }, {}))
-      assert.same({ "c1" }, g:heads_after({ "b1", "b2", "b3" }, "c1", "upgrade"))
+      assert.same({ "c1" }, rows_after(g, { "b1", "b2", "b3" }, "c1", "upgrade"))
       local sql = vt.change_sql(sqlite, "v", { "b1", "b2", "b3" }, { "c1" })
       assert.equal(3, #sql)
       assert.matches("^UPDATE", sql[1].sql)
       assert.matches("^DELETE", sql[2].sql)
-      assert.same({ "b1", "b2", "b3" }, g:heads_after({ "c1" }, "c1", "downgrade"))
-      assert.same({ "c1", "c2" }, g:heads_after({ "c1" }, "c2", "upgrade"))
+      assert.same({ "b1", "b2", "b3" }, rows_after(g, { "c1" }, "c1", "downgrade"))
+      assert.same({ "c1", "c2" }, rows_after(g, { "c1" }, "c2", "upgrade"))
     end)
   end)
 
@@ -237,5 +248,40 @@ describe("#unit revision graph", function()
     assert.same({ "a1b2c3" }, steps(g, "upgrade", "base+1", {}))
     assert.same({ "a1b2c3" }, steps(g, "downgrade", "-1", { "a1b2c3" }))
     assert.equal("Relative revision -2 didn't produce 2 migrations", err_of(g, "downgrade", "-2", { "a1b2c3" }))
+  end)
+
+  describe("depends_on across branches (expected results from Alembic 1.8.1, files in this order)", function()
+    -- a -> b -> h (labels blue, plum; depends on d); x -> d
+    local function a1()
+      return graph({ rev("aaaa"), rev("bbbb", "aaaa"), rev("hhhh", "bbbb", { branch_labels = { "blue", "plum" },
+        depends_on = { "dddd" } }), rev("xxxx"), rev("dddd", "xxxx") })
+    end
+
+    it("label@head is the branch's head; the dependency is applied first, not made a member", function()
+      local g = a1()
+      assert.same({ "xxxx", "dddd", "aaaa", "bbbb", "hhhh" }, steps(g, "upgrade", "plum@head", {}))
+      assert.same({ "hhhh" }, run(g, "upgrade", steps(g, "upgrade", "plum@head", {}), {}))
+      assert.equal("Revision dddd is not a member of branch 'plum'", err_of(g, "upgrade", "plum@dddd", {}))
+    end)
+
+    it("label@base of a base with a dependency reverts only that branch", function()
+      local g = graph({ rev("aaaa"), rev("bbbb", "aaaa"), rev("cccc", "bbbb"),
+        rev("dddd", nil, { branch_labels = { "navy" }, depends_on = { "aaaa" } }), rev("eeee", "dddd") })
+      assert.same({ "eeee", "dddd" }, steps(g, "downgrade", "navy@base", { "cccc", "eeee" }))
+      assert.same({ "cccc" }, run(g, "downgrade", { "eeee", "dddd" }, { "cccc", "eeee" }))
+    end)
+
+    it("downgrading to a depended-upon revision keeps what depends on it", function()
+      local g = graph({ rev("aaaa"), rev("bbbb", "aaaa"), rev("cccc", "bbbb"),
+        rev("dddd", nil, { branch_labels = { "red" }, depends_on = { "bbbb" } }) })
+      assert.same({ "cccc" }, steps(g, "downgrade", "bbbb", { "cccc", "dddd" }))
+      assert.same({ "dddd" }, run(g, "downgrade", { "cccc" }, { "cccc", "dddd" }))
+    end)
+
+    it("a head another head depends on gets no version row", function()
+      local g = graph({ rev("aaaa"), rev("bbbb", "aaaa"), rev("cccc", nil, { depends_on = { "bbbb" } }) })
+      assert.same({ "cccc" }, stamp(g, {}, { "heads" }))
+      assert.same({ "cccc" }, run(g, "upgrade", steps(g, "upgrade", "heads", {}), {}))
+    end)
   end)
 end)
