@@ -220,7 +220,8 @@ function Ctx:runner()
   self._release = release
   local runtime = require("luamig.runtime")
   return runtime.new({ conn = db.conn, dialect = db.dialect, graph = graph, cfg = self._cfg, verbose = self.verbose,
-    progress = function(line) self:info(line) end, locked = db.dialect.name == "postgresql" })
+    progress = function(line) self:info(line) end, warn = function(line) self:warn(line) end,
+    locked = db.dialect.name == "postgresql" })
 end
 
 -- release_lock(): gives the migration lock back, if held; a lock that was not held any more is said as a warning

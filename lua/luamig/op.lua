@@ -13,19 +13,26 @@ local BUILDERS = { "create_table", "drop_table", "rename_table", "add_column", "
 -- Where each builder takes its options table, for builders that name constraints.
 local OPTS_ARG = { create_table = 3, add_column = 3 }
 
--- batch_alter_table's methods: the same ops with the table name bound.
-local function batch_for(op, tbl)
+-- batch_alter_table's methods: the same ops with the table name bound, each handing its op value to add.
+local function batch_for(build, tbl, add, naming_convention)
+  local function nc(opts)
+    if not naming_convention then return opts end
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    if o.naming_convention == nil then o.naming_convention = naming_convention end
+    return o
+  end
   return {
-    add_column = function(colspec, opts) return op.add_column(tbl, colspec, opts) end,
-    drop_column = function(col, opts) return op.drop_column(tbl, col, opts) end,
-    alter_column = function(col, changes) return op.alter_column(tbl, col, changes) end,
-    create_index = function(name, cols, opts) return op.create_index(name, tbl, cols, opts) end,
-    drop_index = function(name, opts) return op.drop_index(name, tbl, opts) end,
-    create_unique_constraint = function(name, cols) return op.create_unique_constraint(name, tbl, cols) end,
-    create_foreign_key = function(name, dst, lc, rc, opts) return op.create_foreign_key(name, tbl, dst, lc, rc, opts) end,
-    create_check_constraint = function(name, expr) return op.create_check_constraint(name, tbl, expr) end,
-    create_primary_key = function(name, cols) return op.create_primary_key(name, tbl, cols) end,
-    drop_constraint = function(name, opts) return op.drop_constraint(name, tbl, opts) end,
+    add_column = function(colspec, opts) add(build("add_column", tbl, colspec, nc(opts))) end,
+    drop_column = function(col, opts) add(build("drop_column", tbl, col, opts)) end,
+    alter_column = function(col, changes) add(build("alter_column", tbl, col, changes)) end,
+    create_index = function(name, cols, opts) add(build("create_index", name, tbl, cols, opts)) end,
+    drop_index = function(name, opts) add(build("drop_index", name, tbl, opts)) end,
+    create_unique_constraint = function(name, cols) add(build("create_unique_constraint", name, tbl, cols)) end,
+    create_foreign_key = function(name, dst, lc, rc, opts) add(build("create_foreign_key", name, tbl, dst, lc, rc, opts)) end,
+    create_check_constraint = function(name, expr) add(build("create_check_constraint", name, tbl, expr)) end,
+    create_primary_key = function(name, cols) add(build("create_primary_key", name, tbl, cols)) end,
+    drop_constraint = function(name, opts) add(build("drop_constraint", name, tbl, opts)) end,
   }
 end
 
@@ -34,21 +41,23 @@ end
 -- offline); ctx.naming_convention applies to names the migration does not give.
 local function new(ctx)
   local op = {}
-  for _, name in ipairs(BUILDERS) do
+  -- build(name, ...) -> the op value of a builder's call, the project's naming convention applied unless the call
+  -- names its own
+  local function build(name, ...)
     local ctor = ops[name]
     local opts_at = OPTS_ARG[name]
-    op[name] = function(...)
-      if opts_at and ctx.naming_convention then
-        -- the project's naming convention applies unless the call names its own
-        local args = pack(...)
-        local opts = {}
-        for k, v in pairs(args[opts_at] or {}) do opts[k] = v end
-        if opts.naming_convention == nil then opts.naming_convention = ctx.naming_convention end
-        args[opts_at] = opts
-        return ctx.run(ctor(unpack(args, 1, opts_at > args.n and opts_at or args.n)))
-      end
-      return ctx.run(ctor(...))
+    if opts_at and ctx.naming_convention then
+      local args = pack(...)
+      local opts = {}
+      for k, v in pairs(args[opts_at] or {}) do opts[k] = v end
+      if opts.naming_convention == nil then opts.naming_convention = ctx.naming_convention end
+      args[opts_at] = opts
+      return ctor(unpack(args, 1, opts_at > args.n and opts_at or args.n))
     end
+    return ctor(...)
+  end
+  for _, name in ipairs(BUILDERS) do
+    op[name] = function(...) return ctx.run(build(name, ...)) end
   end
   op.f = schema.f
   op.text = schema.text
@@ -64,10 +73,17 @@ local function new(ctx)
     if not ctx.bind then error("op.get_bind(): there is no connection in offline (--sql) mode", 0) end
     return ctx.bind
   end
+  -- The batch's ops are collected and run together when fn returns (on SQLite one rebuild for all of them);
+  -- batch.execute runs its statement at once.
   op.batch_alter_table = function(tbl, fn, opts)
     if type(fn) ~= "function" then error("batch_alter_table(table, function(batch) ... end)", 0) end
-    local _ = opts
-    return fn(batch_for(op, tbl))
+    if opts ~= nil and type(opts) ~= "table" then error("batch_alter_table: the options must be a table", 0) end
+    opts = opts or {}
+    local list = {}
+    local batch = batch_for(build, tbl, function(o) list[#list + 1] = o end, opts.naming_convention)
+    batch.execute = function(sql, params) return op.execute(sql, params) end
+    fn(batch)
+    return ctx.run(ops.batch_alter_table(tbl, list, opts))
   end
   op.autocommit_block = function(fn)
     if type(fn) ~= "function" then error("autocommit_block(function() ... end)", 0) end

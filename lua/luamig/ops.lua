@@ -27,6 +27,7 @@ function M.create_table(name, items, opts)
   local def = schema.table_def(need_name(name, "create_table: the table name"), items,
     { nullable_default = true, naming_convention = opts.naming_convention, comment = opts.comment,
       where = "create_table('" .. tostring(name) .. "')" })
+  if opts.sqlite_autoincrement then def.sqlite_autoincrement = true end
   return { op = "create_table", table = def, if_not_exists = opts.if_not_exists and true or false }
 end
 
@@ -51,8 +52,9 @@ function M.drop_column(tbl, col)
     column = need_name(col, "drop_column: the column name") }
 end
 
+-- autoincrement is accepted as Alembic does (it changes nothing on SQLite and PostgreSQL)
 local ALTER_KEYS = { nullable = true, server_default = true, new_column_name = true, type = true, existing_type = true,
-  existing_nullable = true, existing_server_default = true, using = true, comment = true }
+  existing_nullable = true, existing_server_default = true, using = true, comment = true, autoincrement = true }
 
 function M.alter_column(tbl, col, changes)
   changes = changes or {}
@@ -123,6 +125,24 @@ function M.bulk_insert(tbl, rows)
   local t = need_name(tbl, "bulk_insert: the table name")
   if type(rows) ~= "table" then error("bulk_insert: rows must be a list of tables", 0) end
   return { op = "bulk_insert", table = t, rows = rows }
+end
+
+local RECREATE = { auto = true, always = true, never = true }
+
+-- batch_alter_table(table, ops, opts): the ops a batch collected, run together (on SQLite one table rebuild for all
+-- of them when any needs one); opts.recreate = "auto" | "always" | "never", opts.sqlite_autoincrement
+function M.batch_alter_table(tbl, list, opts)
+  opts = opts or {}
+  local t = need_name(tbl, "batch_alter_table: the table name")
+  local recreate = opts.recreate or "auto"
+  if not RECREATE[recreate] then
+    error(format("batch_alter_table('%s'): recreate must be \"auto\", \"always\" or \"never\"", t), 0)
+  end
+  if opts.naming_convention ~= nil and type(opts.naming_convention) ~= "table" then
+    error(format("batch_alter_table('%s'): naming_convention must be a table ({ fk = \"fk_%%(table_name)s_...\" })", t), 0)
+  end
+  return { op = "batch_alter_table", table = t, ops = list, recreate = recreate,
+    sqlite_autoincrement = opts.sqlite_autoincrement, naming_convention = opts.naming_convention }
 end
 
 -- reverse(o) -> the op that undoes o, or nil when o cannot be reversed from its own data.

@@ -186,6 +186,7 @@ local function sqlite_table(conn, name, sql)
       server_default = r.dflt_value ~= nil and schema.text(r.dflt_value) or nil, primary_key = r.pk > 0,
       checks = extra.checks, autoincrement = extra.autoincrement }
     def.columns[#def.columns + 1] = col
+    if extra.autoincrement then def.sqlite_autoincrement = true end
     if r.pk > 0 then pk[#pk + 1] = { r.pk, r.name } end
   end
   if #pk > 0 then

@@ -22,12 +22,14 @@ local Runner = {}
 Runner.__index = Runner
 
 -- new(opts) -> runner
--- opts: conn (driver connection; nil offline), dialect, graph, cfg (settings), progress (function(line)), verbose,
+-- opts: conn (driver connection; nil offline), dialect, graph, cfg (settings), progress (function(line)), warn
+-- (function(line), for what a run goes on after but a user should know; progress when absent), verbose,
 -- emit (offline: function(text) that writes SQL), heads (offline: the heads the database is assumed to be at),
 -- locked (the caller holds the PostgreSQL migration lock for the whole run)
 local function new(opts)
   local r = setmetatable({ conn = opts.conn, dialect = opts.dialect, graph = opts.graph, cfg = opts.cfg,
-    progress = opts.progress or function() end, verbose = opts.verbose, emit = opts.emit,
+    progress = opts.progress or function() end, warn = opts.warn or opts.progress or function() end,
+    verbose = opts.verbose, emit = opts.emit,
     offline_heads = opts.heads or {}, tables_ready = opts.emit ~= nil and opts.heads ~= nil,
     sqlite = opts.emit == nil and opts.dialect ~= nil and opts.dialect.name == "sqlite", locked = opts.locked }, Runner)
   local dialect = opts.dialect
@@ -126,31 +128,81 @@ function Runner:run_op(o)
     if type(st) == "string" then
       self:exec(st)
     elseif st.rebuild then
-      self:rebuild(st.rebuild, st.try_alter)
+      self:rebuild(st.rebuild.table, { st.rebuild }, { try_alter = st.try_alter })
+    elseif st.batch then
+      self:batch(st.batch)
     else
       self:exec(st.sql, st.params)
     end
   end
 end
 
--- rebuild(o, try_alter): an op SQLite's ALTER TABLE cannot do, as a table rebuild of the live table (or, for a
--- drop_column that allows it, ALTER TABLE DROP COLUMN); then the foreign keys of and to the table are checked.
-function Runner:rebuild(o, try_alter)
+local function op_label(o)
+  local what = o.column and (type(o.column) == "table" and o.column.name or o.column) or o.name
+  return what and format("%s('%s', '%s')", o.op, o.table, what) or format("%s('%s')", o.op, o.table)
+end
+
+-- batch(o): a batch_alter_table on SQLite. When ALTER TABLE can do each of its ops (and recreate is not "always"),
+-- their statements in order; else one table rebuild for all of them, refused with recreate = "never".
+function Runner:batch(o)
+  local d, vt = self.dialect, self.cfg.version_table
+  local rebuild = require("luamig.sqlite_rebuild")
+  local plain, needs = {}, nil
+  for _, inner in ipairs(o.ops) do
+    if inner.table ~= o.table then
+      error(format("batch_alter_table('%s'): %s is for another table", o.table, op_label(inner)), 0)
+    end
+    for _, st in ipairs(d:compile(inner)) do
+      if type(st) == "table" and st.rebuild then
+        if st.try_alter and (self.emit or not rebuild.in_use(self.conn, o.table, inner.column, vt)) then
+          plain[#plain + 1] = format("ALTER TABLE %s DROP COLUMN %s", d:quote(o.table), d:quote(inner.column))
+        else
+          needs = needs or inner
+        end
+      else
+        plain[#plain + 1] = st
+      end
+    end
+  end
+  if needs and o.recreate == "never" then
+    error(format("batch_alter_table('%s', recreate = \"never\"): %s needs a table rebuild on SQLite", o.table,
+      op_label(needs)), 0)
+  end
+  if not needs and o.recreate ~= "always" and o.sqlite_autoincrement == nil then
+    for _, st in ipairs(plain) do
+      if type(st) == "string" then self:exec(st) else self:exec(st.sql, st.params) end
+    end
+    return
+  end
+  if o.recreate == "never" then
+    error(format("batch_alter_table('%s', recreate = \"never\"): sqlite_autoincrement needs a table rebuild on SQLite",
+      o.table), 0)
+  end
+  self:rebuild(o.table, o.ops, { force = true, naming_convention = o.naming_convention,
+    sqlite_autoincrement = o.sqlite_autoincrement })
+end
+
+-- rebuild(tbl, list, opts): ops SQLite's ALTER TABLE cannot do, as one table rebuild of the live table (or, for a
+-- single drop_column that allows it, ALTER TABLE DROP COLUMN); then the foreign keys of and to the table are
+-- checked: the rebuild fails if it left rows without a match that were not so before, and says how many were.
+function Runner:rebuild(tbl, list, opts)
   local d = self.dialect
   if self.emit then
-    if try_alter then
-      self:exec(format("ALTER TABLE %s DROP COLUMN %s", d:quote(o.table), d:quote(o.column)))
+    if opts.try_alter then
+      self:exec(format("ALTER TABLE %s DROP COLUMN %s", d:quote(tbl), d:quote(list[1].column)))
       return
     end
-    error(format("%s('%s'): SQLite needs a table rebuild for this, which reads the live table; it cannot be written "
-      .. "with --sql", o.op, o.table), 0)
+    error(format("%s: SQLite needs a table rebuild for this, which reads the live table; it cannot be written "
+      .. "with --sql", #list == 1 and op_label(list[1]) or format("batch_alter_table('%s')", tbl)), 0)
   end
   local rebuild = require("luamig.sqlite_rebuild")
-  local stmts, tbl = rebuild.statements(self.conn, d, o, self.cfg.version_table)
+  local before = rebuild.foreign_key_state(self.conn, tbl)
+  local stmts, checked = rebuild.statements(self.conn, d, tbl, list, self.cfg.version_table, opts)
   for _, st in ipairs(stmts) do self:exec(st) end
-  if tbl then
-    local problem = rebuild.foreign_key_problem(self.conn, tbl)
-    if problem then sql_error("PRAGMA foreign_key_check", format("after rebuilding %s: %s", tbl, problem), 0) end
+  if checked then
+    local problem, old = rebuild.foreign_key_change(before, rebuild.foreign_key_state(self.conn, checked))
+    if problem then sql_error("PRAGMA foreign_key_check", format("after rebuilding %s: %s", checked, problem), 0) end
+    for _, line in ipairs(old) do self.warn(format("rebuilding %s: %s", checked, line)) end
   end
 end
 

@@ -110,6 +110,7 @@ function Base:column_sql(col, serial)
   local parts = { self:quote(col.name), serial and self:serial_type_sql(col.type) or self:type_sql(col.type) }
   if col.server_default ~= nil then parts[#parts + 1] = "DEFAULT " .. self:default_sql(col.server_default) end
   if not col.nullable then parts[#parts + 1] = "NOT NULL" end
+  if col.inline_primary_key then parts[#parts + 1] = self:named(col.inline_primary_key.name, col.inline_primary_key.sql) end
   local extra = self:column_type_constraint(col)
   if extra then parts[#parts + 1] = extra end
   -- CHECKs written on the column itself, as reflection finds them (a table rebuild keeps them there)
@@ -218,6 +219,15 @@ end
 
 function C.execute(_d, o)
   return { { sql = o.sql, params = o.params } }
+end
+
+-- A batch where ALTER TABLE can do everything: its ops' statements in order (recreate is SQLite's business).
+function C.batch_alter_table(d, o)
+  local out = {}
+  for _, inner in ipairs(o.ops) do
+    for _, st in ipairs(d:compile(inner)) do out[#out + 1] = st end
+  end
+  return out
 end
 
 Base.compilers = C

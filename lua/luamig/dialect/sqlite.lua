@@ -3,7 +3,7 @@
 local Base = require("luamig.dialect.base")
 local schema = require("luamig.schema")
 
-local format, concat, ipairs, error, tostring = string.format, table.concat, ipairs, error, tostring
+local format, concat, ipairs, pairs, error, tostring = string.format, table.concat, ipairs, pairs, error, tostring
 
 local SQLite = Base:extend({ name = "sqlite", TRUE = "1", FALSE = "0" })
 
@@ -32,6 +32,36 @@ end
 local function rebuild(o) return { { rebuild = o } } end
 
 local C = setmetatable({}, { __index = Base.compilers })
+
+-- sqlite_autoincrement: the key is written on its column, INTEGER PRIMARY KEY AUTOINCREMENT (SQLite allows
+-- AUTOINCREMENT there only), so that ids are never reused; sqlite_sequence keeps the highest one given.
+function C.create_table(d, o)
+  local t = o.table
+  if not t.sqlite_autoincrement then return Base.compilers.create_table(d, o) end
+  local pk = t.primary_key
+  if not pk or #pk.columns ~= 1 then
+    error(format("create_table('%s'): sqlite_autoincrement needs a primary key of one INTEGER column", t.name), 0)
+  end
+  local copy, cols = {}, {}
+  for k, v in pairs(t) do copy[k] = v end
+  for i, c in ipairs(t.columns) do
+    if c.name == pk.columns[1] then
+      local ty = d:type_sql(c.type)
+      if ty:upper() ~= "INTEGER" then
+        error(format("create_table('%s'): sqlite_autoincrement needs an INTEGER key, %s is %s", t.name, c.name, ty), 0)
+      end
+      local cc = {}
+      for k, v in pairs(c) do cc[k] = v end
+      cc.inline_primary_key = { name = pk.name, sql = "PRIMARY KEY AUTOINCREMENT" }
+      cc.nullable = false
+      cols[i] = cc
+    else
+      cols[i] = c
+    end
+  end
+  copy.columns, copy.primary_key = cols, nil
+  return Base.compilers.create_table(d, { op = o.op, table = copy, if_not_exists = o.if_not_exists })
+end
 
 function C.add_column(d, o)
   local col = o.column
@@ -68,6 +98,11 @@ end
 -- A column an index or constraint uses cannot be dropped with ALTER TABLE: the runner looks and rebuilds then.
 function C.drop_column(_d, o)
   return { { rebuild = o, try_alter = true } }
+end
+
+-- A batch is the runner's to plan: one rebuild for all its ops when any needs one (or recreate = "always").
+function C.batch_alter_table(_d, o)
+  return { { batch = o } }
 end
 
 SQLite.compilers = C
