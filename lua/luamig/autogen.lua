@@ -13,22 +13,24 @@ local core = require("luamig.core")
 
 local format, concat, ipairs, type, tostring, sort, upper = string.format, table.concat, ipairs, type,
   tostring, table.sort, string.upper
-local next, pcall = next, pcall
+local next, pcall, pairs = next, pcall, pairs
 
 -- Normalisation ----------------------------------------------------------------------------------------------
 
 local TEXT_FAMILY = { VARCHAR = true, TEXT = true, CHAR = true, CHARACTER = true, NVARCHAR = true, CLOB = true,
   ["CHARACTER VARYING"] = true, NCHAR = true }
 
--- type_key(d, ty) -> how the dialect sees a type: SQLite keeps only the name (it enforces no length), with the
--- text types as one; PostgreSQL the whole rendered type
+-- type_key(d, ty) -> how the dialect sees a type: on SQLite the text types are one (VARCHAR(32) and CHAR(32) are
+-- alike, VARCHAR and TEXT too) but a length or a precision counts, as Alembic compares them; PostgreSQL the whole
+-- rendered type
 local function type_key(d, ty)
   local sql = upper(d:type_sql(ty)):gsub("%s+", " ")
   if d.name == "sqlite" then
-    local base = sql:match("^([%a ]-) ?%(") or sql
-    base = base:gsub(" $", "")
-    if TEXT_FAMILY[base] then return "TEXT" end
-    return base
+    local base, args = sql:match("^([%a ]-) ?(%b())")
+    base = (base or sql):gsub(" $", "")
+    args = args and args:gsub("%s", "") or ""
+    if TEXT_FAMILY[base] then return "TEXT" .. args end
+    return base .. args
   end
   return sql
 end
@@ -184,16 +186,56 @@ local function constraint_diffs(kind, from, to, t, dropping, add)
   end
 end
 
-local function changed_column(d, m, r)
+-- changed_column(d, m, r, same_default) -> what differs between a model column and its reflected one. Defaults are
+-- the same when their normalised SQL is, or when same_default(model default SQL, type SQL, reflected default SQL)
+-- says so: the database's own reading of the model's default (PostgreSQL stores '1' for an integer as 1).
+local function changed_column(d, m, r, same_default)
   local ch = {}
   if type_key(d, m.type) ~= type_key(d, r.type) then ch.type = true end
   if m.nullable ~= r.nullable then ch.nullable = true end
-  if default_key(d, m.server_default) ~= default_key(d, r.server_default) then ch.default = true end
+  local mk, rk = default_key(d, m.server_default), default_key(d, r.server_default)
+  if mk ~= rk and not (mk and rk and same_default
+    and same_default(d:default_sql(m.server_default), d:type_sql(m.type), d:default_sql(r.server_default))) then
+    ch.default = true
+  end
   return next(ch) and ch or nil
 end
 
+-- The kinds include_object is asked about, with how each list is keyed (Alembic's words for the kinds).
+local INCLUDE_KINDS = {
+  { list = "columns", kind = "column", key = function(x) return x.name end },
+  { list = "indexes", kind = "index", key = function(x) return x.name end },
+  { list = "uniques", kind = "unique_constraint", key = uq_key },
+  { list = "foreign_keys", kind = "foreign_key_constraint", key = fk_key },
+  { list = "checks", kind = "check_constraint", key = ck_key },
+}
+
+-- included(list, include, kind, key, reflected, others) -> the objects of list that include(name, kind, reflected,
+-- compare_to) keeps; compare_to is the object of the other side with the same key, or nil
+local function included(list, include, kind, key, reflected, others)
+  local out = {}
+  for _, x in ipairs(list) do
+    if include(x.name, kind, reflected, others[key(x)]) ~= false then out[#out + 1] = x end
+  end
+  return out
+end
+
+-- filter_table(m, r, include) -> copies of a table's two sides without the columns, indexes and constraints
+-- include_object leaves out
+local function filter_table(m, r, include)
+  local fm, fr = {}, {}
+  for k, v in pairs(m) do fm[k] = v end
+  for k, v in pairs(r) do fr[k] = v end
+  for _, ik in ipairs(INCLUDE_KINDS) do
+    local mk, rk = by_key(m[ik.list] or {}, ik.key), by_key(r[ik.list] or {}, ik.key)
+    fm[ik.list] = included(m[ik.list] or {}, include, ik.kind, ik.key, false, rk)
+    fr[ik.list] = included(r[ik.list] or {}, include, ik.kind, ik.key, true, mk)
+  end
+  return fm, fr
+end
+
 -- compare_table(d, m, r) -> list of differences of one table present on both sides
-local function compare_table(d, m, r, out)
+local function compare_table(d, m, r, out, same_default)
   local t = m.name
   local rcols = by_key(r.columns, function(c) return c.name end)
   local mcols = by_key(m.columns, function(c) return c.name end)
@@ -223,7 +265,7 @@ local function compare_table(d, m, r, out)
       add({ text = format("+ column %s.%s", t, c.name), rename_from = hint,
         up = { { "add_column", t, col_spec(c) } }, down = { { "drop_column", t, c.name } } })
     else
-      local ch = changed_column(d, c, rc)
+      local ch = changed_column(d, c, rc, same_default)
       if ch then
         local up, down = {}, {}
         if ch.type then up.type, up.existing_type, down.type, down.existing_type = c.type, rc.type, rc.type, c.type end
@@ -272,20 +314,39 @@ local function compare_table(d, m, r, out)
   end
 end
 
--- compare(metadata, reflected, d) -> list of differences { text, up = calls, down = calls }
-local function compare(metadata, reflected, d)
+-- compare(metadata, reflected, d [, same_default [, include]]) -> list of differences { text, up = calls, down =
+-- calls }. include(name, kind, reflected, compare_to) (env.lua's include_object) is asked about every table,
+-- column, index and constraint of both sides; false leaves it out.
+local function compare(metadata, reflected, d, same_default, include)
   local diffs = {}
+  local mtables = metadata.tables
+  if include then
+    local r0 = by_key(reflected, function(x) return x.name end)
+    local m0 = by_key(mtables, function(x) return x.name end)
+    local keep_m, keep_r = {}, {}
+    for _, m in ipairs(mtables) do
+      if include(m.name, "table", false, r0[m.name]) ~= false then keep_m[#keep_m + 1] = m end
+    end
+    for _, r in ipairs(reflected) do
+      if include(r.name, "table", true, m0[r.name]) ~= false then keep_r[#keep_r + 1] = r end
+    end
+    mtables, reflected = keep_m, keep_r
+  end
   local rby = by_key(reflected, function(x) return x.name end)
-  local mby = by_key(metadata.tables, function(x) return x.name end)
+  local mby = by_key(mtables, function(x) return x.name end)
   local new_tables = {}
-  for _, m in ipairs(metadata.tables) do if not rby[m.name] then new_tables[#new_tables + 1] = m end end
+  for _, m in ipairs(mtables) do if not rby[m.name] then new_tables[#new_tables + 1] = m end end
   for _, m in ipairs(dependency_order(new_tables)) do
     diffs[#diffs + 1] = { text = "+ table " .. m.name, up = model.create_calls(m, d.name), down = model.drop_calls(m, d.name) }
   end
   local both = {}
-  for _, m in ipairs(metadata.tables) do if rby[m.name] then both[#both + 1] = m end end
+  for _, m in ipairs(mtables) do if rby[m.name] then both[#both + 1] = m end end
   sort(both, function(a, b) return a.name < b.name end)
-  for _, m in ipairs(both) do compare_table(d, m, rby[m.name], diffs) end
+  for _, m in ipairs(both) do
+    local mt, rt = m, rby[m.name]
+    if include then mt, rt = filter_table(mt, rt, include) end
+    compare_table(d, mt, rt, diffs, same_default)
+  end
   local gone = {}
   for _, r in ipairs(reflected) do if not mby[r.name] then gone[#gone + 1] = r end end
   local ordered = dependency_order(gone)
@@ -401,9 +462,18 @@ end
 
 -- reflect_and_compare(conn, d, metadata, opts) -> diffs, or nil, message. opts: version_table, include
 local function reflect_and_compare(conn, d, metadata, opts)
-  local ok, reflected = pcall(reflect.tables, conn, d.name, opts)
+  local include = opts.include
+  local ok, reflected = pcall(reflect.tables, conn, d.name, { version_table = opts.version_table })
   if not ok then return nil, "cannot read the database's schema: " .. tostring(reflected) end
-  return compare(metadata, reflected, d)
+  local stored = d.stored_default and function(sql, ty) return d:stored_default(conn, sql, ty) end
+  local same_default = stored and function(model_sql, ty, reflected_sql)
+    local s = stored(model_sql, ty)
+    return s ~= nil and norm_sql(s) == norm_sql(reflected_sql)
+  end
+  local cok, diffs = pcall(compare, metadata, reflected, d, same_default, include)
+  if d.stored_default then d:stored_default(conn) end
+  if not cok then error(diffs, 0) end
+  return diffs
 end
 
 return { compare = compare, render = render, render_call = render_call, render_value = render_value,

@@ -94,8 +94,10 @@ local model = require("luamig.model")
 return {
   -- the models that autogenerate and check compare with the database
   target_metadata = model.metadata,
-  -- return false to leave a table, column or index out of autogenerate and check
-  include_object = function(name, kind)
+  -- return false to leave an object out of autogenerate and check. kind: "table", "column", "index",
+  -- "unique_constraint", "foreign_key_constraint" or "check_constraint"; reflected: true for what the database
+  -- has, false for the models'; compare_to: the same object on the other side, or nil
+  include_object = function(name, kind, reflected, compare_to)
     return true
   end,
 }

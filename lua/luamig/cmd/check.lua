@@ -40,7 +40,7 @@ local function diffs(ctx)
   if not md then return nil, merr, exitcodes.FAILED end
   local include = ctx.env and ctx.env.include_object
   if include ~= nil and type(include) ~= "function" then
-    return nil, "env.lua's include_object must be a function(name, kind)", exitcodes.FAILED
+    return nil, "env.lua's include_object must be a function(name, kind, reflected, compare_to)", exitcodes.FAILED
   end
   local list, derr = require("luamig.autogen").reflect_and_compare(db.conn, db.dialect, md,
     { version_table = ctx._cfg.version_table, include = include })
