@@ -170,8 +170,21 @@ local CONSTRAINTS = {
 local function constraint_diffs(kind, from, to, t, dropping, add)
   local c = CONSTRAINTS[kind]
   local other = by_key(to[c.list], c.key)
+  -- a constraint without a name (left to the database) matches one of the same make whatever its name
+  local function shape(x)
+    local copy = {}
+    for k, v in pairs(x) do copy[k] = v end
+    copy.name = nil
+    return c.key(copy)
+  end
+  local other_shape, other_unnamed = {}, {}
+  for _, y in ipairs(to[c.list]) do
+    other_shape[shape(y)] = y
+    if not y.name then other_unnamed[shape(y)] = y end
+  end
   for _, x in ipairs(from[c.list]) do
     local y = other[c.key(x)]
+    if not y then y = x.name and other_unnamed[shape(x)] or (not x.name and other_shape[shape(x)]) or nil end
     if not y or not c.same(y, x) then
       local drop = { "drop_constraint", named(x.name) or "?", t, { type = kind } }
       local name = x.name or "(unnamed)"
@@ -237,6 +250,21 @@ end
 -- compare_table(d, m, r) -> list of differences of one table present on both sides
 local function compare_table(d, m, r, out, same_default)
   local t = m.name
+  if d.type_check_name then
+    -- the CHECKs the models' types write (a non-native enum's) belong to the column, not to the table's list
+    local owned = {}
+    for _, c in ipairs(m.columns) do
+      local name = d:column_type_constraint(c) and d:type_check_name(t, c.name)
+      if name then owned[name] = true end
+    end
+    if next(owned) then
+      local rest = {}
+      for _, ck in ipairs(r.checks) do if not owned[ck.name] then rest[#rest + 1] = ck end end
+      local copy = {}
+      for k, v in pairs(r) do copy[k] = v end
+      copy.checks, r = rest, copy
+    end
+  end
   local rcols = by_key(r.columns, function(c) return c.name end)
   local mcols = by_key(m.columns, function(c) return c.name end)
   local drops_last = {}

@@ -147,7 +147,10 @@ local function load(opts)
         for h in hooks:gmatch("[^\n]+") do cfg.post_write_hooks[#cfg.post_write_hooks + 1] = h end
       end
       local nc = get("naming_convention")
-      if nc and nc ~= "" then
+      if nc == "none" then
+        -- constraints named by the database, as SQLAlchemy does without a convention (indexes keep ix_ names)
+        cfg.naming_convention = false
+      elseif nc and nc ~= "" then
         cfg.naming_convention = {}
         for k, v in nc:gmatch("(%w+)=(%S+)") do cfg.naming_convention[k] = v end
       end

@@ -8,7 +8,7 @@ local pack, unpack = table.pack, table.unpack
 
 local BUILDERS = { "create_table", "drop_table", "rename_table", "add_column", "drop_column", "alter_column",
   "create_index", "drop_index", "create_unique_constraint", "create_foreign_key", "create_check_constraint",
-  "create_primary_key", "drop_constraint", "execute", "bulk_insert" }
+  "create_primary_key", "drop_constraint", "execute", "bulk_insert", "create_enum", "drop_enum" }
 
 -- Where each builder takes its options table, for builders that name constraints.
 local OPTS_ARG = { create_table = 3, add_column = 3 }
@@ -46,7 +46,7 @@ local function new(ctx)
   local function build(name, ...)
     local ctor = ops[name]
     local opts_at = OPTS_ARG[name]
-    if opts_at and ctx.naming_convention then
+    if opts_at and ctx.naming_convention ~= nil then
       local args = pack(...)
       local opts = {}
       for k, v in pairs(args[opts_at] or {}) do opts[k] = v end

@@ -127,6 +127,25 @@ function M.bulk_insert(tbl, rows)
   return { op = "bulk_insert", table = t, rows = rows }
 end
 
+-- create_enum(name, labels, opts) / drop_enum(name, opts): a PostgreSQL enum type of its own (the
+-- sa.Enum(...).create(bind, checkfirst=True) idiom with if_not_exists); nothing on SQLite
+function M.create_enum(name, labels, opts)
+  opts = opts or {}
+  local n = need_name(name, "create_enum: the type name")
+  if type(labels) ~= "table" or #labels == 0 then error(format("create_enum('%s'): the labels must be a list of strings", n), 0) end
+  local values = {}
+  for i, v in ipairs(labels) do
+    if type(v) ~= "string" then error(format("create_enum('%s'): label %d is not a string", n, i), 0) end
+    values[i] = v
+  end
+  return { op = "create_enum", name = n, values = values, if_not_exists = opts.if_not_exists and true or false }
+end
+
+function M.drop_enum(name, opts)
+  opts = opts or {}
+  return { op = "drop_enum", name = need_name(name, "drop_enum: the type name"), if_exists = opts.if_exists and true or false }
+end
+
 local RECREATE = { auto = true, always = true, never = true }
 
 -- batch_alter_table(table, ops, opts): the ops a batch collected, run together (on SQLite one table rebuild for all
@@ -152,6 +171,7 @@ function M.reverse(o)
   if k == "rename_table" then return { op = "rename_table", old = o.new, new = o.old } end
   if k == "add_column" then return { op = "drop_column", table = o.table, column = o.column.name } end
   if k == "create_index" then return { op = "drop_index", name = o.name, table = o.table, if_exists = false } end
+  if k == "create_enum" then return { op = "drop_enum", name = o.name, if_exists = false } end
   local constraint_type = { create_unique_constraint = "unique", create_foreign_key = "foreignkey",
     create_check_constraint = "check", create_primary_key = "primary" }
   if constraint_type[k] then

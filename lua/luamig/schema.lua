@@ -91,6 +91,11 @@ local DEFAULT_CONVENTION = {
 -- conv_name(convention, kind, fields) -> the name, filling %(table)s %(columns)s %(column_0_name)s
 -- %(referred_table)s %(constraint_name)s (and SQLAlchemy's %(table_name)s, %(referred_table_name)s).
 local function conv_name(convention, kind, fields)
+  if convention == false then
+    -- no convention: the database names constraints (SQLAlchemy's default convention names indexes only)
+    if kind ~= "ix" then return nil end
+    convention = nil
+  end
   local tpl = convention and convention[kind]
   if not tpl then
     -- the default convention, spelled out (what the templates of DEFAULT_CONVENTION give)
@@ -160,6 +165,11 @@ local function table_def(name, items, opts)
   if type(name) ~= "string" or name == "" then error("a table needs a name", 0) end
   if type(items) ~= "table" then error(format("%s: the second argument is the list of columns and constraints", where), 0) end
   local nc = opts.naming_convention
+  -- an item's name: name = false leaves it to the database, none takes the convention's
+  local function named(n, kind, fields)
+    if n == false then return nil end
+    return n or conv_name(nc, kind, fields)
+  end
   local def = { name = name, columns = {}, uniques = {}, foreign_keys = {}, checks = {}, indexes = {},
     comment = opts.comment }
   local pk_cols = {}
@@ -170,16 +180,16 @@ local function table_def(name, items, opts)
       if it.item == "primary_key" then
         pk_item = it
       elseif it.item == "unique" then
-        def.uniques[#def.uniques + 1] = { name = it.name or conv_name(nc, "uq", { table = name, columns = it.columns }),
+        def.uniques[#def.uniques + 1] = { name = named(it.name, "uq", { table = name, columns = it.columns }),
           columns = it.columns }
       elseif it.item == "foreign_key" then
         def.foreign_keys[#def.foreign_keys + 1] = {
-          name = it.name or conv_name(nc, "fk", { table = name, columns = it.columns, reftable = it.reftable }),
+          name = named(it.name, "fk", { table = name, columns = it.columns, reftable = it.reftable }),
           columns = it.columns, reftable = it.reftable, refcolumns = it.refcolumns, ondelete = it.ondelete,
           onupdate = it.onupdate, deferrable = it.deferrable }
       elseif it.item == "check" then
-        local cname = it.name
-        if cname and not it.final then cname = conv_name(nc, "ck", { table = name, name = cname }) end
+        local cname = it.name or nil
+        if cname and not it.final and nc ~= false then cname = conv_name(nc, "ck", { table = name, name = cname }) end
         def.checks[#def.checks + 1] = { name = cname, expr = it.expr }
       elseif it.item == "index" then
         def.indexes[#def.indexes + 1] = { name = it.name or conv_name(nc, "ix", { table = name, columns = it.columns }),
@@ -218,7 +228,7 @@ local function table_def(name, items, opts)
       if not seen[c] then error(format("%s: primary key column '%s' is not a column of the table", where, c), 0) end
       for _, col in ipairs(def.columns) do if col.name == c then col.nullable = false end end
     end
-    def.primary_key = { name = pk_item.name or conv_name(nc, "pk", { table = name }), columns = pk_item.columns }
+    def.primary_key = { name = named(pk_item.name, "pk", { table = name }), columns = pk_item.columns }
   elseif #pk_cols > 0 then
     def.primary_key = { name = conv_name(nc, "pk", { table = name }), columns = pk_cols }
   end

@@ -132,7 +132,12 @@ function Base:type_sql(ty)
     if ty.precision then return format("NUMERIC(%d)", ty.precision) end
     return "NUMERIC"
   end
-  if k == "raw" then return ty.sql end
+  if k == "raw" then
+    if not ty.per then return ty.sql end
+    local sql = ty.per[self.name]
+    if not sql then error(format("%s: t.raw{ ... } names no type for %s", self.name, self.name), 0) end
+    return sql
+  end
   local special = self:special_type_sql(ty)
   if special then return special end
   error(self.name .. ": no SQL type for " .. tostring(ty), 0)

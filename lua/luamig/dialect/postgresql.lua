@@ -18,18 +18,50 @@ function PG:special_type_sql(ty)
   if k == "datetime" then return ty.timezone and "TIMESTAMP WITH TIME ZONE" or "TIMESTAMP WITHOUT TIME ZONE" end
   if k == "time" then return ty.timezone and "TIME WITH TIME ZONE" or "TIME WITHOUT TIME ZONE" end
   if k == "enum" then
+    if ty.native_enum == false then
+      local n = 1
+      for _, v in ipairs(ty.values) do if #v > n then n = #v end end
+      return format("VARCHAR(%d)", n)
+    end
     if not ty.name then error("postgresql: an enum type needs a name: t.enum{ \"a\", \"b\", name = \"e\" }", 0) end
     return self:quote(ty.name)
   end
   return nil
 end
 
--- CREATE TYPE for an enum, skipped when the type exists already (a downgrade drops the table, not the type).
+-- native_enum = false: a VARCHAR with a CHECK listing the values (unless create_constraint = false)
+function PG:column_type_constraint(col)
+  local ty = col.type
+  if ty.kind ~= "enum" or ty.native_enum ~= false or ty.create_constraint == false then return nil end
+  local vals = {}
+  for i, v in ipairs(ty.values) do vals[i] = self:string_literal(v) end
+  return format("CHECK (%s IN (%s))", self:quote(col.name), concat(vals, ", "))
+end
+
+-- type_check_name(table, column) -> the name PostgreSQL gives the unnamed CHECK a column's type writes
+function PG:type_check_name(tbl, col)
+  return tbl .. "_" .. col .. "_check"
+end
+
+-- needs_type(ty) -> whether a column of this type needs its CREATE TYPE first (a native enum)
+function PG:needs_type(ty)
+  return ty.kind == "enum" and ty.native_enum ~= false
+end
+
+-- CREATE TYPE for an enum, reused when the type exists with the same labels (a downgrade drops the table, not the
+-- type); one that exists with other labels is an error naming both lists.
 function PG:enum_sql(ty)
   local vals = {}
   for i, v in ipairs(ty.values) do vals[i] = self:string_literal(v) end
-  return format("DO $$ BEGIN CREATE TYPE %s AS ENUM (%s); EXCEPTION WHEN duplicate_object THEN NULL; END $$",
-    self:quote(ty.name), concat(vals, ", "))
+  local list = concat(vals, ", ")
+  local where = format("t.typname = %s AND t.typnamespace = current_schema()::regnamespace", self:string_literal(ty.name))
+  local message = format("enum type %s exists with the labels (%%), not (%s)", ty.name, list):gsub("'", "''")
+  return format("DO $$ DECLARE have text; BEGIN "
+    .. "IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE %s) THEN CREATE TYPE %s AS ENUM (%s); "
+    .. "ELSE SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) INTO have "
+    .. "FROM pg_catalog.pg_enum e JOIN pg_catalog.pg_type t ON t.oid = e.enumtypid WHERE %s; "
+    .. "IF have IS DISTINCT FROM %s THEN RAISE EXCEPTION '%s', have; END IF; "
+    .. "END IF; END $$", where, self:quote(ty.name), list, where, self:string_literal(list), message)
 end
 
 -- stored_default(conn, sql, type_sql) -> the text PostgreSQL stores for a column of that type with DEFAULT sql (what
@@ -93,7 +125,7 @@ local C = setmetatable({}, { __index = Base.compilers })
 function C.create_table(d, o)
   local out = {}
   for _, col in ipairs(o.table.columns) do
-    if col.type.kind == "enum" then out[#out + 1] = d:enum_sql(col.type) end
+    if d:needs_type(col.type) then out[#out + 1] = d:enum_sql(col.type) end
   end
   for _, st in ipairs(Base.compilers.create_table(d, o)) do out[#out + 1] = st end
   return out
@@ -102,17 +134,16 @@ end
 function C.add_column(d, o)
   local col = o.column
   local out = {}
-  if col.type.kind == "enum" then out[1] = d:enum_sql(col.type) end
+  if d:needs_type(col.type) then out[1] = d:enum_sql(col.type) end
   local s = format("ALTER TABLE %s ADD COLUMN %s", d:quote(o.table), d:column_sql(col))
   if col.primary_key then s = s .. " PRIMARY KEY" end
   if col.unique and not col.index then
-    s = s .. " CONSTRAINT " .. d:quote(schema.conv_name(o.naming_convention, "uq", { table = o.table, columns = { col.name } }))
-      .. " UNIQUE"
+    s = s .. " " .. d:named(schema.conv_name(o.naming_convention, "uq", { table = o.table, columns = { col.name } }),
+      "UNIQUE")
   end
   if col.ref_table then
-    s = s .. format(" CONSTRAINT %s REFERENCES %s (%s)",
-      d:quote(schema.conv_name(o.naming_convention, "fk", { table = o.table, columns = { col.name }, reftable = col.ref_table })),
-      d:quote(col.ref_table), d:quote(col.ref_column))
+    s = s .. " " .. d:named(schema.conv_name(o.naming_convention, "fk", { table = o.table, columns = { col.name },
+      reftable = col.ref_table }), format("REFERENCES %s (%s)", d:quote(col.ref_table), d:quote(col.ref_column)))
     if col.ondelete then s = s .. " ON DELETE " .. d:action("ondelete", col.ondelete) end
     if col.onupdate then s = s .. " ON UPDATE " .. d:action("onupdate", col.onupdate) end
   end
@@ -134,7 +165,7 @@ function C.alter_column(d, o)
     local s = format("ALTER TABLE %s ALTER COLUMN %s TYPE %s", t, c, d:type_sql(ch.type))
     -- without USING, PostgreSQL refuses types with no assignment cast (varchar to integer): cast explicitly
     s = s .. " USING " .. (ch.using and tostring(ch.using) or (c .. "::" .. d:type_sql(ch.type)))
-    if ch.type.kind == "enum" then out[#out + 1] = d:enum_sql(ch.type) end
+    if d:needs_type(ch.type) then out[#out + 1] = d:enum_sql(ch.type) end
     out[#out + 1] = s
   end
   if ch.nullable ~= nil then
@@ -179,6 +210,25 @@ end
 function C.drop_index(d, o)
   return { format("DROP INDEX %s%s%s", o.concurrently and "CONCURRENTLY " or "", o.if_exists and "IF EXISTS " or "",
     d:quote(o.name)) }
+end
+
+function C.create_enum(d, o)
+  local ty = { kind = "enum", name = o.name, values = o.values }
+  if o.if_not_exists then
+    -- an existing type of that name is fine, whatever its labels (checkfirst)
+    local vals = {}
+    for i, v in ipairs(o.values) do vals[i] = d:string_literal(v) end
+    return { format("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.typname = %s AND "
+      .. "t.typnamespace = current_schema()::regnamespace) THEN CREATE TYPE %s AS ENUM (%s); END IF; END $$",
+      d:string_literal(ty.name), d:quote(ty.name), concat(vals, ", ")) }
+  end
+  local vals = {}
+  for i, v in ipairs(o.values) do vals[i] = d:string_literal(v) end
+  return { format("CREATE TYPE %s AS ENUM (%s)", d:quote(o.name), concat(vals, ", ")) }
+end
+
+function C.drop_enum(d, o)
+  return { format("DROP TYPE %s%s", o.if_exists and "IF EXISTS " or "", d:quote(o.name)) }
 end
 
 PG.compilers = C

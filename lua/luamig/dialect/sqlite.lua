@@ -21,7 +21,7 @@ end
 
 -- An enum is a VARCHAR with a CHECK listing its values.
 function SQLite:column_type_constraint(col)
-  if col.type.kind ~= "enum" then return nil end
+  if col.type.kind ~= "enum" or col.type.create_constraint == false then return nil end
   local vals = {}
   for i, v in ipairs(col.type.values) do vals[i] = self:string_literal(v) end
   return format("CHECK (%s IN (%s))", self:quote(col.name), concat(vals, ", "))
@@ -69,7 +69,7 @@ function C.add_column(d, o)
   local s = format("ALTER TABLE %s ADD COLUMN %s", d:quote(o.table), d:column_sql(col))
   if col.ref_table then
     local name = schema.conv_name(o.naming_convention, "fk", { table = o.table, columns = { col.name }, reftable = col.ref_table })
-    s = s .. format(" CONSTRAINT %s REFERENCES %s (%s)", d:quote(name), d:quote(col.ref_table), d:quote(col.ref_column))
+    s = s .. " " .. d:named(name, format("REFERENCES %s (%s)", d:quote(col.ref_table), d:quote(col.ref_column)))
     if col.ondelete then s = s .. " ON DELETE " .. d:action("ondelete", col.ondelete) end
     if col.onupdate then s = s .. " ON UPDATE " .. d:action("onupdate", col.onupdate) end
   end
@@ -99,6 +99,10 @@ end
 function C.drop_column(_d, o)
   return { { rebuild = o, try_alter = true } }
 end
+
+-- Enum types are PostgreSQL's: nothing to do here (an enum is a VARCHAR with a CHECK)
+function C.create_enum() return {} end
+function C.drop_enum() return {} end
 
 -- A batch is the runner's to plan: one rebuild for all its ops when any needs one (or recreate = "always").
 function C.batch_alter_table(_d, o)
