@@ -166,6 +166,17 @@ function M.migration(dir, f)
   return path
 end
 
+-- chain(dir, ups) writes a line of migrations into dir/versions, one per entry of ups (each its upgrade's body):
+-- revisions aaab00000001, aaac00000002, ... each after the one before
+function M.chain(dir, ups)
+  local prev
+  for i, up in ipairs(ups) do
+    local rev = string.format("%04x%08d", 0xaaaa + i, i)
+    M.migration(dir .. "/versions", { rev = rev, down = prev, msg = "step " .. i, up = up })
+    prev = rev
+  end
+end
+
 -- PostgreSQL: the throw-away server scripts/test starts (LUAMIG_TEST_PG_URL names it, on a unix socket).
 local pg_counter = 0
 

@@ -7,12 +7,7 @@ local S = require("support")
 
 local function project(migrations)
   local dir = S.tmpdir()
-  local prev
-  for i, m in ipairs(migrations) do
-    local rev = string.format("%04x%08d", 0xaaaa + i, i)
-    S.migration(dir .. "/versions", { rev = rev, down = prev, msg = "step " .. i, up = m })
-    prev = rev
-  end
+  S.chain(dir, migrations)
   return dir, dir .. "/app.db"
 end
 

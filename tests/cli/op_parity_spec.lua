@@ -10,12 +10,7 @@ local function project(ini_extra, migrations, models)
     .. (ini_extra or ""))
   S.write(dir .. "/myapp/models.lua", models or "")
   os.execute("mkdir -p " .. S.q(dir .. "/versions"))
-  local prev
-  for i, m in ipairs(migrations) do
-    local rev = string.format("%04x%08d", 0xaaaa + i, i)
-    S.migration(dir .. "/versions", { rev = rev, down = prev, msg = "step " .. i, up = m })
-    prev = rev
-  end
+  S.chain(dir, migrations)
   return dir
 end
 
