@@ -395,7 +395,7 @@ local COLUMN_KEYS = { "nullable", "server_default", "primary_key", "unique", "in
   "onupdate", "comment", "autoincrement" }
 local OPTION_KEYS = { "type", "existing_type", "nullable", "existing_nullable", "server_default",
   "existing_server_default", "new_column_name", "using", "unique", "where", "ondelete", "onupdate", "deferrable",
-  "name", "concurrently", "if_not_exists", "if_exists", "comment" }
+  "name", "concurrently", "if_not_exists", "if_exists", "comment", "sqlite_autoincrement" }
 
 local function render_list(list)
   local parts = {}
@@ -449,7 +449,7 @@ local function render_call(call, indent)
   if name == "create_table" then
     local lines = { format("%sop.create_table(%s, {", indent, lua_string(call[2])) }
     for _, item in ipairs(call[3]) do lines[#lines + 1] = indent .. "  " .. render_value(item) .. "," end
-    lines[#lines + 1] = indent .. "})"
+    lines[#lines + 1] = indent .. (call[4] and ("}, " .. render_value(call[4]) .. ")") or "})")
     return concat(lines, "\n")
   end
   local args = {}

@@ -34,6 +34,7 @@ local function define(name, items, opts)
   local def = schema.table_def(name, items, { nullable_default = false, naming_convention = md.naming_convention,
     comment = opts.comment, where = "model '" .. tostring(name) .. "'" })
   def.updated_at_trigger = opts.updated_at_trigger and true or false
+  if opts.sqlite_autoincrement then def.sqlite_autoincrement = true end
   md:add(def)
   return { __table = def, name = name, metadata = md }
 end
@@ -112,7 +113,7 @@ local function create_calls(m, dialect_name)
   for _, ck in ipairs(def.checks) do
     items[#items + 1] = schema.check(ck.expr, { name = final(ck.name) })
   end
-  local calls = { { "create_table", def.name, items } }
+  local calls = { { "create_table", def.name, items, def.sqlite_autoincrement and { sqlite_autoincrement = true } or nil } }
   for _, ix in ipairs(def.indexes) do
     local opts
     if ix.unique or ix.where then

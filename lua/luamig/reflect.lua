@@ -166,6 +166,37 @@ end
 
 -- SQLite -----------------------------------------------------------------------------------------------------
 
+-- enum_check(expr, col) -> the labels when expr is the CHECK an enum type writes for column col on SQLite
+-- (`col IN ('a', 'b')`), else nil
+local function enum_check(expr, col)
+  local name, list = expr:match('^%s*"(.-)"%s+[Ii][Nn]%s*(%b())%s*$')
+  if name then name = name:gsub('""', '"') else name, list = expr:match("^%s*([%w_]+)%s+[Ii][Nn]%s*(%b())%s*$") end
+  if name ~= col then return nil end
+  local inner = list:sub(2, -2)
+  if inner:gsub("'[^']*'", ""):gsub("[%s,]", "") ~= "" then return nil end
+  -- the literals one by one ('' inside one is a quote)
+  local labels, pos = {}, 1
+  while true do
+    local a = inner:find("'", pos, true)
+    if not a then break end
+    local b, buf = a + 1, {}
+    while true do
+      local q = inner:find("'", b, true)
+      buf[#buf + 1] = inner:sub(b, q - 1)
+      if inner:sub(q + 1, q + 1) == "'" then
+        buf[#buf + 1] = "'"
+        b = q + 2
+      else
+        b = q + 1
+        break
+      end
+    end
+    labels[#labels + 1] = concat(buf)
+    pos = b
+  end
+  return labels, inner
+end
+
 local function owned(name, vt)
   return name == vt or name:sub(1, 7) == "luamig_"
 end
@@ -185,6 +216,21 @@ local function sqlite_table(conn, name, sql)
     local col = { name = r.name, type = type_of(r.type or ""), declared = r.type or "", nullable = r.notnull == 0 and r.pk == 0,
       server_default = r.dflt_value ~= nil and schema.text(r.dflt_value) or nil, primary_key = r.pk > 0,
       checks = extra.checks, autoincrement = extra.autoincrement }
+    -- a VARCHAR with the CHECK an enum type writes is that enum (the CHECK belongs to the type, kept in type_check
+    -- for a rebuild to write again)
+    if col.type.kind == "string" then
+      for i, ck in ipairs(col.checks or {}) do
+        local labels = not ck.name and enum_check(ck.expr, col.name)
+        if labels and #labels > 0 then
+          col.type = types.enum(labels)
+          col.type_check = ck
+          local rest = {}
+          for j, other in ipairs(col.checks) do if j ~= i then rest[#rest + 1] = other end end
+          col.checks = rest
+          break
+        end
+      end
+    end
     def.columns[#def.columns + 1] = col
     if extra.autoincrement then def.sqlite_autoincrement = true end
     if r.pk > 0 then pk[#pk + 1] = { r.pk, r.name } end
@@ -393,4 +439,5 @@ local function tables(conn, dialect_name, opts)
   return pg_tables(conn, vt, opts.include, opts.only)
 end
 
-return { tables = tables, type_of = type_of, parse_create_table = parse_create_table, index_where = index_where }
+return { tables = tables, type_of = type_of, parse_create_table = parse_create_table, index_where = index_where,
+  enum_check = enum_check }

@@ -40,11 +40,8 @@ end
 -- enum_check(expr, col) -> the quoted-literal list when expr is the CHECK an enum type writes for column col
 -- (`col IN ('a', 'b')`), else nil: that CHECK belongs to the type, goes when the type changes and follows a rename
 local function enum_check(expr, col)
-  local name, list = expr:match('^%s*"(.-)"%s+[Ii][Nn]%s*(%b())%s*$')
-  if name then name = name:gsub('""', '"') else name, list = expr:match("^%s*([%w_]+)%s+[Ii][Nn]%s*(%b())%s*$") end
-  if name ~= col then return nil end
-  if list:sub(2, -2):gsub("'[^']*'", ""):gsub("[%s,]", "") ~= "" then return nil end
-  return list:sub(2, -2)
+  local labels, list = reflect.enum_check(expr, col)
+  return labels and list or nil
 end
 
 -- rename_ident(d, sql, old, new) -> sql with the identifier old (quoted or bare, outside string literals) as new
@@ -235,6 +232,12 @@ local function statements(conn, d, tbl, list, vt, opts)
     c.declared_type = c.declared ~= "" and types.raw(c.declared) or types.raw("")
     c.type_before = c.type
     c.type = c.declared_type
+    -- the CHECK of an enum column is written again with the declared type (unless an op changes the type)
+    if c.type_check then
+      local checks = { c.type_check }
+      for _, ck in ipairs(c.checks or {}) do checks[#checks + 1] = ck end
+      c.checks, c.type_check = checks, nil
+    end
   end
   local src = {}
   for _, c in ipairs(found.columns) do src[c.name] = d:quote(c.name) end
