@@ -493,13 +493,14 @@ local function reflect_and_compare(conn, d, metadata, opts)
   local include = opts.include
   local ok, reflected = pcall(reflect.tables, conn, d.name, { version_table = opts.version_table })
   if not ok then return nil, "cannot read the database's schema: " .. tostring(reflected) end
-  local stored = d.stored_default and function(sql, ty) return d:stored_default(conn, sql, ty) end
-  local same_default = stored and function(model_sql, ty, reflected_sql)
-    local s = stored(model_sql, ty)
+  local probe, finish
+  if d.default_prober then probe, finish = d:default_prober(conn) end
+  local same_default = probe and function(model_sql, ty, reflected_sql)
+    local s = probe(model_sql, ty)
     return s ~= nil and norm_sql(s) == norm_sql(reflected_sql)
   end
   local cok, diffs = pcall(compare, metadata, reflected, d, same_default, include)
-  if d.stored_default then d:stored_default(conn) end
+  if finish then finish() end
   if not cok then error(diffs, 0) end
   return diffs
 end

@@ -5,13 +5,13 @@
 -- Branch membership is by down_revision only: a branch is what descends from its labelled revision, and a
 -- dependency (depends_on) is ordered before a revision without becoming a member of its branch. What to run is
 -- computed through dependencies: an upgrade applies every ancestor a target needs, a downgrade reverts everything
--- that descends from or depends on what it removes. Two deliberate differences from Alembic stay (README):
--- `downgrade -1` from a merge reverts the merge, a relative downgrade from several current heads is refused, and so
--- is a target naming a branch label that does not exist.
+-- that descends from or depends on what it removes. Deliberate differences from Alembic (README): `downgrade -1`
+-- from a merge reverts the merge, a relative downgrade from several current heads is refused, and so is a target
+-- naming a branch label that does not exist; `stamp` moves only the rows on a target's own line.
 local target_grammar = require("luamig.target")
 
-local format, concat, sort, ipairs, pairs, type, error, pcall, setmetatable =
-  string.format, table.concat, table.sort, ipairs, pairs, type, error, pcall, setmetatable
+local format, concat, sort, ipairs, pairs, error, pcall, setmetatable, getmetatable, select =
+  string.format, table.concat, table.sort, ipairs, pairs, error, pcall, setmetatable, getmetatable, select
 
 -- The position before every base (Alembic's None as a walk's start) and the base a downward walk reaches.
 local BEFORE, BASE = { "before" }, { "base" }
@@ -547,33 +547,21 @@ function Plan:stamp_rows(current, specs)
   return keys(rows)
 end
 
--- The public face: each returns its result, or nil, message.
-local M = { new = new, BASE = BASE }
+-- The public face: each returns its result, or nil, message (a failure of the target or the plan).
+local PUBLIC = { "upgrade_targets", "downgrade_target", "upgrade_steps", "downgrade_steps", "revisions", "stamp_rows",
+  "for_ident" }
 
-local function method(name)
-  return function(self, ...) return protect(Plan[name], self, ...) end
-end
-
-M.Plan = {
-  upgrade_targets = method("upgrade_targets"),
-  downgrade_target = method("downgrade_target"),
-  upgrade_steps = method("upgrade_steps"),
-  downgrade_steps = method("downgrade_steps"),
-  revisions = method("revisions"),
-  stamp_rows = method("stamp_rows"),
-}
-
--- planner(graph) -> an object with the protected methods above, and rows_after(rows, id, direction) (nil when the
--- step does not fit the rows)
-function M.planner(graph)
+-- planner(graph) -> an object with the protected methods of PUBLIC (for_ident as ident), and rows_after(rows, id,
+-- direction) (nil when the step does not fit the rows); made once per graph, its methods are plain closures
+local function planner(graph)
   local p = new(graph)
-  return setmetatable({}, {
-    __index = function(_, k)
-      if k == "rows_after" then return function(_, ...) return p:rows_after(...) end end
-      local f = M.Plan[k]
-      if f then return function(_, ...) return f(p, ...) end end
-    end,
-  })
+  local pub = {}
+  for _, name in ipairs(PUBLIC) do
+    local f = Plan[name]
+    pub[name == "for_ident" and "ident" or name] = function(_, ...) return protect(f, p, ...) end
+  end
+  pub.rows_after = function(_, ...) return p:rows_after(...) end
+  return pub
 end
 
-return M
+return { planner = planner }

@@ -259,7 +259,7 @@ function Runner:resolve_upgrade(spec, current)
   return ids_of(recs)
 end
 
--- resolve_downgrade(spec, current) -> target record (revision_plan.BASE for base), branch (or nil); or nil, message
+-- resolve_downgrade(spec, current) -> target record (a base marker for base), branch (or nil); or nil, message
 function Runner:resolve_downgrade(spec, current)
   local target, branch = self:planner():downgrade_target(spec, current)
   if not target then return nil, branch end

@@ -255,6 +255,65 @@ def dump_pg(con):
     return sorted(out)
 
 
+# Shared with alembic_history.py ---------------------------------------------------------------------------------
+
+class PgPair:
+    """Two new databases on the test server, one per tool: their URLs, a connection to each for reading back, and
+    close() that drops them."""
+
+    def __init__(self, pg_url, tag):
+        import psycopg2
+        host = re.search(r"host=([^&]+)", pg_url).group(1)
+        user = (re.search(r"user=([^&]+)", pg_url) or [None, "postgres"])[1]
+        self.admin = psycopg2.connect(host=host, user=user, dbname="postgres")
+        self.admin.autocommit = True
+        self.names = ["luamig_%s_a%d" % (tag, os.getpid()), "luamig_%s_l%d" % (tag, os.getpid())]
+        for n in self.names:
+            self.admin.cursor().execute("DROP DATABASE IF EXISTS %s" % n)
+            self.admin.cursor().execute("CREATE DATABASE %s" % n)
+        self.alembic_url = "postgresql+psycopg2://%s@/%s?host=%s" % (user, self.names[0], host)
+        self.luamig_url = "postgresql:///%s?host=%s&user=%s" % (self.names[1], host, user)
+        self.a = psycopg2.connect(host=host, user=user, dbname=self.names[0])
+        self.l = psycopg2.connect(host=host, user=user, dbname=self.names[1])
+        self.a.autocommit = self.l.autocommit = True
+
+    def close(self):
+        self.a.close()
+        self.l.close()
+        for n in self.names:
+            self.admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % n)
+        self.admin.close()
+
+
+def run_luamig(binary, url, cwd, *args):
+    """The luamig binary on url in cwd (no inherited DATABASE_URL, config or sanitizer preload); raises naming the
+    first error line when it fails."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LUAMIG_CONFIG", "LD_PRELOAD",
+                                                              "ASAN_OPTIONS")}
+    p = subprocess.run([binary, "-q", "--url", url] + list(args), cwd=cwd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("luamig %s: %s" % (" ".join(args), (p.stderr.strip().splitlines() or [p.returncode])[0]))
+
+
+def failure(label, e):
+    """A report entry for a step a tool refused: that is a disagreement too."""
+    return (label, "%s: %s" % (type(e).__name__, (str(e).splitlines() or [""])[0]), None)
+
+
+def print_report(report, notes):
+    """Prints a line per comparison and the summary, counting the notes of each kind; returns the disagreements."""
+    bad, counts = 0, {k: 0 for k in notes}
+    for label, problem, note in report:
+        print("%s: %s" % (label, ("same" + (" but for " + notes[note] if note else "")) if problem is None
+                          else "DIFFERENT: " + problem))
+        bad += problem is not None
+        if note:
+            counts[note] += 1
+    print("%d compared, %d disagreements%s" % (len(report), bad, "".join(
+        ", %d same but for %s" % (counts[k], notes[k]) for k in notes)))
+    return bad
+
+
 # The two tools -------------------------------------------------------------------------------------------------
 
 class Alembic:
@@ -305,13 +364,7 @@ class Luamig:
             f.write(LUA_ENV)
 
     def run(self, *args):
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LUAMIG_CONFIG", "LD_PRELOAD",
-                                                                  "ASAN_OPTIONS")}
-        p = subprocess.run([self.bin, "-q", "--url", self.url] + list(args), cwd=self.root, env=env,
-                           capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError("luamig %s: %s" % (" ".join(args), p.stderr.strip().splitlines()[0] if p.stderr else
-                                                  p.returncode))
+        run_luamig(self.bin, self.url, self.root, *args)
 
     def step(self, k):
         with open(os.path.join(self.root, "myapp", "models.lua"), "w") as f:
@@ -361,26 +414,12 @@ def run_dialect(dialect, work, binary, pg_url, report, named):
         dump_l = lambda: dump_sqlite(l_db)
         run_l = lambda sql: sqlite3.connect(l_db, isolation_level=None).execute(sql)
     else:
-        import psycopg2
-        host = re.search(r"host=([^&]+)", pg_url).group(1)
-        user = (re.search(r"user=([^&]+)", pg_url) or [None, "postgres"])[1]
-        admin = psycopg2.connect(host=host, user=user, dbname="postgres")
-        admin.autocommit = True
-        pid = os.getpid()
-        names = ["luamig_ag_a%d_%d" % (pid, named), "luamig_ag_l%d_%d" % (pid, named)]
-        for n in names:
-            admin.cursor().execute("DROP DATABASE IF EXISTS %s" % n)
-            admin.cursor().execute("CREATE DATABASE %s" % n)
-        alembic = Alembic(os.path.join(work, "a-pg"), "postgresql+psycopg2://%s@/%s?host=%s" % (user, names[0], host),
-                          dialect, named)
-        luamig = Luamig(os.path.join(work, "l-pg"), "postgresql:///%s?host=%s&user=%s" % (names[1], host, user),
-                        dialect, binary, named)
-        ca = psycopg2.connect(host=host, user=user, dbname=names[0])
-        cl = psycopg2.connect(host=host, user=user, dbname=names[1])
-        ca.autocommit = cl.autocommit = True
-        dump_a = lambda: dump_pg(ca)
-        dump_l = lambda: dump_pg(cl)
-        run_l = lambda sql: cl.cursor().execute(sql)
+        pg = PgPair(pg_url, "ag%d" % named)
+        alembic = Alembic(os.path.join(work, "a-pg"), pg.alembic_url, dialect, named)
+        luamig = Luamig(os.path.join(work, "l-pg"), pg.luamig_url, dialect, binary, named)
+        dump_a = lambda: dump_pg(pg.a)
+        dump_l = lambda: dump_pg(pg.l)
+        run_l = lambda sql: pg.l.cursor().execute(sql)
     try:
         for k in range(1, VERSIONS + 1):
             alembic.step(k)
@@ -397,11 +436,7 @@ def run_dialect(dialect, work, binary, pg_url, report, named):
         alembic.conn.close()
         alembic.engine.dispose()
         if dialect != "sqlite":
-            ca.close()
-            cl.close()
-            for n in names:
-                admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % n)
-            admin.close()
+            pg.close()
 
 
 def main():
@@ -415,18 +450,9 @@ def main():
     for dialect, named in [(d, n) for d in ["sqlite"] + (["postgresql"] if args.pg else []) for n in (True, False)]:
         try:
             run_dialect(dialect, args.work, args.luamig, args.pg, report, named)
-        except Exception as e:  # a tool refused a step: that is a disagreement too
-            report.append(("%s%s run" % (dialect, "" if named else " (unnamed)"), "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""),
-                           None))
-    bad = deliberate = defect = 0
-    notes = {"deliberate": " but for README's deliberate difference", "alembic": " but for Alembic's doubled CHECK name"}
-    for label, problem, note in report:
-        print("%s: %s" % (label, ("same" + notes.get(note, "")) if problem is None else "DIFFERENT: " + problem))
-        bad += problem is not None
-        deliberate += note == "deliberate"
-        defect += note == "alembic"
-    print("%d compared, %d disagreements (%d same but for README's deliberate difference, %d but for Alembic's doubled "
-          "CHECK name)" % (len(report), bad, deliberate, defect))
+        except Exception as e:
+            report.append(failure("%s%s run" % (dialect, "" if named else " (unnamed)"), e))
+    bad = print_report(report, {"deliberate": "README's deliberate difference", "alembic": "Alembic's doubled CHECK name"})
     sys.exit(1 if bad else 0)
 
 

@@ -13,8 +13,6 @@ import io
 import logging
 import os
 import re
-import sqlite3
-import subprocess
 import sys
 
 import sqlalchemy as sa
@@ -276,7 +274,7 @@ def compare(label, a, b, report):
     seq_b = {m.group(1): int(m.group(2)) for m in map(SEQUENCE.match, only_b) if m}
     if only_a and len(seq_a) == len(only_a) and len(seq_b) == len(only_b) and seq_a.keys() == seq_b.keys() \
             and all(seq_b[t] > seq_a[t] for t in seq_a):
-        report.append((label, None, "the sqlite_sequence luamig keeps through a rebuild"))
+        report.append((label, None, "sequence"))
         return
     ag.compare(label, a, b, report)
 
@@ -285,48 +283,23 @@ def run_dialect(dialect, work, binary, pg_url, report):
     work = os.path.join(work, dialect)
     a_root, l_root = os.path.join(work, "alembic"), os.path.join(work, "luamig")
     write_histories(dialect, a_root, l_root)
-    cleanup = []
+    pg = None
     if dialect == "sqlite":
         a_db, l_db = os.path.join(work, "alembic.db"), os.path.join(work, "luamig.db")
         a_url, l_url = "sqlite:///" + a_db, "sqlite:///" + l_db
         dump_a, dump_l = (lambda: ag.dump_sqlite(a_db)), (lambda: ag.dump_sqlite(l_db))
     else:
-        import psycopg2
-        host = re.search(r"host=([^&]+)", pg_url).group(1)
-        user = (re.search(r"user=([^&]+)", pg_url) or [None, "postgres"])[1]
-        admin = psycopg2.connect(host=host, user=user, dbname="postgres")
-        admin.autocommit = True
-        names = ["luamig_hist_a%d" % os.getpid(), "luamig_hist_l%d" % os.getpid()]
-        for n in names:
-            admin.cursor().execute("DROP DATABASE IF EXISTS %s" % n)
-            admin.cursor().execute("CREATE DATABASE %s" % n)
-        a_url = "postgresql+psycopg2://%s@/%s?host=%s" % (user, names[0], host)
-        l_url = "postgresql:///%s?host=%s&user=%s" % (names[1], host, user)
-        ca = psycopg2.connect(host=host, user=user, dbname=names[0])
-        cl = psycopg2.connect(host=host, user=user, dbname=names[1])
-        ca.autocommit = cl.autocommit = True
-        dump_a, dump_l = (lambda: ag.dump_pg(ca)), (lambda: ag.dump_pg(cl))
-
-        def drop():
-            ca.close()
-            cl.close()
-            for n in names:
-                admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % n)
-            admin.close()
-        cleanup.append(drop)
+        pg = ag.PgPair(pg_url, "hist")
+        a_url, l_url = pg.alembic_url, pg.luamig_url
+        dump_a, dump_l = (lambda: ag.dump_pg(pg.a)), (lambda: ag.dump_pg(pg.l))
     engine = sa.create_engine(a_url)
     conn = engine.connect()
     cfg = Config(stdout=io.StringIO())
     cfg.set_main_option("script_location", a_root)
     cfg.attributes["connection"] = conn
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LUAMIG_CONFIG", "LD_PRELOAD",
-                                                              "ASAN_OPTIONS")}
 
     def luamig(*args):
-        p = subprocess.run([binary, "-q", "--url", l_url] + list(args), cwd=l_root, env=env, capture_output=True,
-                           text=True)
-        if p.returncode != 0:
-            raise RuntimeError("luamig %s: %s" % (" ".join(args), (p.stderr.strip().splitlines() or ["?"])[0]))
+        ag.run_luamig(binary, l_url, l_root, *args)
 
     try:
         for i in range(1, len(STEPS) + 1):
@@ -340,8 +313,8 @@ def run_dialect(dialect, work, binary, pg_url, report):
     finally:
         conn.close()
         engine.dispose()
-        for f in cleanup:
-            f()
+        if pg:
+            pg.close()
 
 
 def main():
@@ -357,15 +330,9 @@ def main():
     for dialect in ["sqlite"] + (["postgresql"] if args.pg else []):
         try:
             run_dialect(dialect, args.work, args.luamig, args.pg, report)
-        except Exception as e:  # a tool refused a step: that is a disagreement too
-            report.append(("%s history run" % dialect, "%s: %s" % (type(e).__name__, (str(e).splitlines() or [""])[0]),
-                           None))
-    bad = 0
-    for label, problem, note in report:
-        print("%s: %s" % (label, "same" if problem is None and not note else
-                          ("same but for %s" % note if problem is None else "DIFFERENT: " + problem)))
-        bad += problem is not None
-    print("%d compared, %d disagreements" % (len(report), bad))
+        except Exception as e:
+            report.append(ag.failure("%s history run" % dialect, e))
+    bad = ag.print_report(report, {"sequence": "the sqlite_sequence luamig keeps through a rebuild (README)"})
     sys.exit(1 if bad else 0)
 
 

@@ -170,8 +170,9 @@ return {
     local deps
     if o.depends_on then
       deps = {}
+      local plan = require("luamig.revision_plan").planner(graph)
       for _, d in ipairs(o.depends_on) do
-        local r, derr = graph:resolve_id(d)
+        local r, derr = plan:ident(d)
         if not r then return nil, "--depends-on " .. d .. ": " .. derr, exitcodes.FAILED end
         deps[#deps + 1] = graph.labels[d] and d or r.revision
       end

@@ -64,41 +64,33 @@ function PG:enum_sql(ty)
     .. "END IF; END $$", where, self:quote(ty.name), list, where, self:string_literal(list), message)
 end
 
--- stored_default(conn, sql, type_sql) -> the text PostgreSQL stores for a column of that type with DEFAULT sql (what
--- reflection reads back: 1 for '1' on an integer, '-5'::integer for -5), or nil when it cannot say; each asked once.
--- The probe is a temporary table inside a transaction that is rolled back: nothing stays. stored_default(conn)
--- with no sql ends that transaction.
-function PG:stored_default(conn, sql, ty)
-  local cache = self._stored_defaults
-  if sql == nil then
-    if cache and cache.open then conn:exec("ROLLBACK") end
-    self._stored_defaults = nil
-    return nil
-  end
-  if not cache then
-    cache = { open = false }
-    self._stored_defaults = cache
-  end
-  local key = ty .. "\0" .. sql
-  if cache[key] ~= nil then return cache[key] or nil end
-  if not cache.open then
-    if conn:in_transaction() or not conn:exec("BEGIN") then
-      cache[key] = false
-      return nil
+-- default_prober(conn) -> probe(sql, type_sql), finish(): probe gives the text PostgreSQL stores for a column of that
+-- type with DEFAULT sql (what reflection reads back: 1 for '1' on an integer, '-5'::integer for -5), or nil when it
+-- cannot say; each asked once. The probes are temporary tables inside one transaction that finish() rolls back:
+-- nothing stays.
+function PG:default_prober(conn)
+  local cache, open = {}, false
+  local function probe(sql, ty)
+    local key = ty .. "\0" .. sql
+    if cache[key] ~= nil then return cache[key] or nil end
+    local got = false
+    if not open and not conn:in_transaction() and conn:exec("BEGIN") then open = true end
+    if open and conn:exec("SAVEPOINT luamig_default_probe") then
+      if conn:exec(format("CREATE TEMPORARY TABLE luamig_default_probe (c %s DEFAULT %s)", ty, sql)) then
+        local rows = conn:query("SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expr FROM pg_catalog.pg_attrdef d "
+          .. "WHERE d.adrelid = 'luamig_default_probe'::regclass")
+        got = rows and rows[1] and rows[1].expr or false
+      end
+      conn:exec("ROLLBACK TO SAVEPOINT luamig_default_probe")
     end
-    cache.open = true
+    cache[key] = got
+    return got or nil
   end
-  local got = false
-  if conn:exec("SAVEPOINT luamig_default_probe") then
-    if conn:exec(format("CREATE TEMPORARY TABLE luamig_default_probe (c %s DEFAULT %s)", ty, sql)) then
-      local rows = conn:query("SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expr FROM pg_catalog.pg_attrdef d "
-        .. "WHERE d.adrelid = 'luamig_default_probe'::regclass")
-      got = rows and rows[1] and rows[1].expr or false
-    end
-    conn:exec("ROLLBACK TO SAVEPOINT luamig_default_probe")
+  local function finish()
+    if open then conn:exec("ROLLBACK") end
+    open = false
   end
-  cache[key] = got
-  return got or nil
+  return probe, finish
 end
 
 function PG:table_comment_sql(t, out)
