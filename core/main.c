@@ -9,7 +9,6 @@
 #include <lualib.h>
 #include <sqlite3.h>
 #include "luamig.h"
-#include "lm_alloc.h"
 
 int luaopen_lpeg(lua_State *L);
 
@@ -68,7 +67,7 @@ int main(int argc, char **argv) {
      keeps its own settings. */
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  L = lm_new_state();
+  L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "luamig: cannot create a Lua state: out of memory\n");
     return 1;
@@ -85,6 +84,6 @@ int main(int argc, char **argv) {
     code = (int)lua_tointeger(L, -1);
   }
   fflush(stdout);
-  lm_close_state(L);
+  lua_close(L);
   return code;
 }
