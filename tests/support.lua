@@ -42,6 +42,12 @@ function M.tmpdir()
   return p
 end
 
+-- copy_versions(from, to): the migration files (*.lua) of the folder from into the folder to, made first. Only the
+-- files: a luamig run in the source folder (a C test, another spec) may be writing its caches there meanwhile.
+function M.copy_versions(from, to)
+  assert(os.execute(string.format("mkdir -p %s && cp %s/*.lua %s/", M.q(to), M.q(from), M.q(to))))
+end
+
 function M.rmrf(p)
   if p and p:match("^/tmp/") then os.execute("rm -rf " .. M.q(p)) end
 end

@@ -7,7 +7,7 @@ describe("#cli demo history", function()
   setup(function()
     dir = S.tmpdir()
     db = dir .. "/app.db"
-    assert(os.execute("cp -r " .. S.q(S.root .. "/versions") .. " " .. S.q(dir .. "/versions")))
+    S.copy_versions(S.root .. "/versions", dir .. "/versions")
   end)
   teardown(function() S.rmrf(dir) end)
 

@@ -52,7 +52,7 @@ describe("#cli packaging", function()
     local code, out = sh(string.format("cd %s && luarocks --lua-version=5.4 make rockspec/luamig-scm-1.rockspec --tree %s "
       .. "--deps-mode=none 2>&1", S.q(src), S.q(tree)))
     assert.equal(0, code, out)
-    assert(os.execute("cp -r " .. S.q(S.root .. "/versions") .. " " .. S.q(dir .. "/versions")))
+    S.copy_versions(S.root .. "/versions", dir .. "/versions")
     local paths = string.format('eval "$(luarocks --lua-version=5.4 --tree %s path)"', S.q(tree))
     code, out = sh(string.format("cd %s && env -u LUA_PATH -u LUA_CPATH -u LUA_INIT sh -c %s", S.q(dir), S.q(paths
       .. " && lua5.4 -e 'local luamig = require(\"luamig\"); print(package.searchpath(\"luamig\", package.path)); "

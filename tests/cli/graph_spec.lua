@@ -5,7 +5,7 @@ local S = require("support")
 
 local function fixture(name)
   local dir = S.tmpdir()
-  assert(os.execute("cp -r " .. S.q(S.root .. "/tests/fixtures/" .. name .. "/versions") .. " " .. S.q(dir .. "/versions")))
+  S.copy_versions(S.root .. "/tests/fixtures/" .. name .. "/versions", dir .. "/versions")
   return dir
 end
 

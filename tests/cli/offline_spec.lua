@@ -21,7 +21,7 @@ local function apply(text, db)
 end
 
 local function copy_versions(from, dir)
-  assert(os.execute("cp -r " .. S.q(from) .. " " .. S.q(dir .. "/versions")))
+  S.copy_versions(from, dir .. "/versions")
 end
 
 describe("#cli offline --sql", function()

@@ -4,7 +4,7 @@ local S = require("support")
 
 local function tree(from)
   local dir = S.tmpdir()
-  assert(os.execute("cp -r " .. S.q(from) .. " " .. S.q(dir .. "/versions")))
+  S.copy_versions(from, dir .. "/versions")
   return dir
 end
 
