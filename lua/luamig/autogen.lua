@@ -17,22 +17,9 @@ local next, pcall, pairs = next, pcall, pairs
 
 -- Normalisation ----------------------------------------------------------------------------------------------
 
-local TEXT_FAMILY = { VARCHAR = true, TEXT = true, CHAR = true, CHARACTER = true, NVARCHAR = true, CLOB = true,
-  ["CHARACTER VARYING"] = true, NCHAR = true }
-
--- type_key(d, ty) -> how the dialect sees a type: on SQLite the text types are one (VARCHAR(32) and CHAR(32) are
--- alike, VARCHAR and TEXT too) but a length or a precision counts, as Alembic compares them; PostgreSQL the whole
--- rendered type
+-- type_key(d, ty) -> how the dialect sees a type (luamig.dialect.*: type_key)
 local function type_key(d, ty)
-  local sql = upper(d:type_sql(ty)):gsub("%s+", " ")
-  if d.name == "sqlite" then
-    local base, args = sql:match("^([%a ]-) ?(%b())")
-    base = (base or sql):gsub(" $", "")
-    args = args and args:gsub("%s", "") or ""
-    if TEXT_FAMILY[base] then return "TEXT" .. args end
-    return base .. args
-  end
-  return sql
+  return d:type_key((upper(d:type_sql(ty)):gsub("%s+", " ")))
 end
 
 -- outside quotes: lower-case, no spaces, no casts
@@ -491,7 +478,7 @@ end
 -- reflect_and_compare(conn, d, metadata, opts) -> diffs, or nil, message. opts: version_table, include
 local function reflect_and_compare(conn, d, metadata, opts)
   local include = opts.include
-  local ok, reflected = pcall(reflect.tables, conn, d.name, { version_table = opts.version_table })
+  local ok, reflected = pcall(reflect.tables, conn, d, { version_table = opts.version_table })
   if not ok then return nil, "cannot read the database's schema: " .. tostring(reflected) end
   local probe, finish
   if d.default_prober then probe, finish = d:default_prober(conn) end

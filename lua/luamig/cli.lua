@@ -140,107 +140,6 @@ local function parse(argv)
   return res
 end
 
--- The context commands work with: printing, and the config, scripts and database loaded once, on demand.
-local Ctx = {}
-Ctx.__index = Ctx
-
-function Ctx:out(s) stdout(s) end
-function Ctx:info(s) if not self.quiet and not self.json then stderr(s) end end
-function Ctx:warn(s) stderr("luamig: warning: " .. s) end
-
--- config(no_file) -> settings, or nil, message. no_file: without -c, read no luamig.ini (the Lua API's open{url=})
-function Ctx:config(no_file)
-  if self._cfg then return self._cfg end
-  local cfg_mod = require("luamig.config")
-  local cfg, err = cfg_mod.load({ config = self.options.config, name = self.options.name, url = self.options.url,
-    x = self.options.x, no_file = no_file })
-  if not cfg then return nil, err end
-  -- The project directory comes first on package.path so env.lua, models and helpers can be required.
-  package.path = format("%s/?.lua;%s/?/init.lua;%s", cfg.here, cfg.here, package.path)
-  self._cfg = cfg
-  return cfg
-end
-
--- graph() -> revision graph, or nil, message (loads env.lua, then every migration file)
-function Ctx:graph()
-  if self._graph then return self._graph end
-  local cfg, err = self:config()
-  if not cfg then return nil, err end
-  local script_dir = require("luamig.script_dir")
-  local config_mod = require("luamig.config")
-  local path = require("luamig.path")
-  local dirs = config_mod.versions_dirs(cfg)
-  for _, d in ipairs(dirs) do
-    if not path.isdir(d) then
-      local hint = cfg.config_file and "" or " (no luamig.ini here: run `luamig init migrations` to start a project)"
-      return nil, format("no versions directory at %s%s", path.display(d), hint)
-    end
-  end
-  local env, eerr = script_dir.load_env(cfg.script_location, { config = cfg, x = cfg.x, url = url.mask(cfg.url),
-    tag = self.options.tag })
-  if not env then return nil, eerr end
-  self.env = env
-  -- the revision fields only: a file's code is compiled when a command runs it (Runner:prepare)
-  local revs, lerr = script_dir.load_all(dirs, true)
-  if not revs then return nil, lerr end
-  local graph, gerr = require("luamig.revision_graph").new(revs)
-  if not graph then return nil, gerr end
-  self._graph = graph
-  return graph
-end
-
--- connect() -> { conn, dialect, url }, or nil, message
-function Ctx:connect()
-  if self._db then return self._db end
-  local cfg, err = self:config()
-  if not cfg then return nil, err end
-  local db, derr = require("luamig.db").connect(cfg)
-  if not db then return nil, derr end
-  self._db = db
-  return db
-end
-
--- db_heads() -> the version rows of the database and the connection info, or nil, message
-function Ctx:db_heads()
-  local db, err = self:connect()
-  if not db then return nil, err end
-  local heads, herr = require("luamig.version_table").read(db.conn, db.dialect, self._cfg.version_table)
-  if not heads then return nil, format("cannot read the version table of %s: %s", db.url, herr) end
-  return heads, db
-end
-
--- runner() -> a migration runner over the graph and the database, holding the migration lock; or nil, message
-function Ctx:runner()
-  local graph, err = self:graph()
-  if not graph then return nil, err end
-  local db, derr = self:connect()
-  if not db then return nil, derr end
-  local release, lerr = require("luamig.lock").acquire(db, self._cfg, function(line) self:info(line) end)
-  if not release then return nil, lerr end
-  self._release = release
-  local runtime = require("luamig.runtime")
-  return runtime.new({ conn = db.conn, dialect = db.dialect, graph = graph, cfg = self._cfg, verbose = self.verbose,
-    progress = function(line) self:info(line) end, warn = function(line) self:warn(line) end,
-    locked = db.dialect.name == "postgresql" })
-end
-
--- release_lock(): gives the migration lock back, if held; a lock that was not held any more is said as a warning
-function Ctx:release_lock()
-  local release = self._release
-  if not release then return end
-  self._release = nil
-  local ok, err = release()
-  if not ok then self:warn(err) end
-end
-
-function Ctx:close()
-  self:release_lock()
-  if self._db then
-    require("luamig.db").close(self._db)
-    self._db = nil
-  end
-end
-
 local function report(err, verbose)
   if type(err) == "table" then
     stderr("luamig: " .. url.mask(tostring(err.msg)))
@@ -283,7 +182,8 @@ local function main(argv)
     stderr("usage: " .. cmd.usage)
     return exitcodes.USAGE
   end
-  local ctx = setmetatable({ options = o, quiet = o.quiet, verbose = o.verbose, json = o.json, command = parsed.command }, Ctx)
+  local ctx = require("luamig.context").new({ options = o, quiet = o.quiet, verbose = o.verbose, json = o.json,
+    command = parsed.command, out = stdout, info = stderr, warn = function(s) stderr("luamig: warning: " .. s) end })
   local ok, res, err, code = xpcall(cmd.run, debug.traceback, ctx, parsed.args)
   ctx:close()
   if not ok then
@@ -296,4 +196,4 @@ local function main(argv)
   return code or exitcodes.FAILED
 end
 
-return { main = main, parse = parse, COMMANDS = COMMANDS, Ctx = Ctx }
+return { main = main, parse = parse, COMMANDS = COMMANDS }

@@ -7,7 +7,7 @@
 -- open's options: config (an ini file; without it nothing is read from disk but the scripts), section, url,
 -- script_location, version_table, lock_timeout, statement_timeout, models (a list of module names), x (a table
 -- for env.lua), log (a function(line) that receives progress lines; none are printed otherwise).
-local cli = require("luamig.cli")
+local context = require("luamig.context")
 
 local format, concat, ipairs, type, tostring, setmetatable, xpcall, traceback = string.format, table.concat, ipairs,
   type, tostring, setmetatable, xpcall, debug.traceback
@@ -37,15 +37,17 @@ local OVERRIDES = { "version_table", "lock_timeout", "statement_timeout" }
 
 local function open(opts)
   if type(opts) ~= "table" then return nil, "luamig.open takes a table of options" end
-  local ctx = setmetatable({ options = { config = opts.config, name = opts.section, url = opts.url, x = opts.x or {} },
-    quiet = true, command = "api" }, cli.Ctx)
   local log = opts.log
   if log ~= nil and type(log) ~= "function" then return nil, "luamig.open: log must be a function(line)" end
-  ctx.info = function(_, line) if log then log(line) end end
-  ctx.out = ctx.info
-  ctx.warn = function(_, line) if log then log("warning: " .. line) end end
-  local cfg, err = ctx:config(opts.config == nil)
-  if not cfg then return nil, err end
+  local function say(line) if log then log(line) end end
+  local ctx = context.new({ options = { config = opts.config, name = opts.section, url = opts.url, x = opts.x or {} },
+    no_file = opts.config == nil, command = "api", out = say, info = say,
+    warn = function(line) say("warning: " .. line) end })
+  local cfg, err = ctx:config()
+  if not cfg then
+    ctx:close()
+    return nil, err
+  end
   if opts.script_location then
     local path = require("luamig.path")
     cfg.script_location = path.absolute(opts.script_location)
@@ -56,9 +58,15 @@ local function open(opts)
   end
   if opts.models then cfg.models = opts.models end
   local graph, gerr = ctx:graph()
-  if not graph then return nil, gerr end
+  if not graph then
+    ctx:close()
+    return nil, gerr
+  end
   local db, derr = ctx:connect()
-  if not db then return nil, derr end
+  if not db then
+    ctx:close()
+    return nil, derr
+  end
   return setmetatable({ ctx = ctx }, Migrator)
 end
 
@@ -72,9 +80,11 @@ local function migrate(self, direction, target)
   if not runner then return nil, err end
   -- the lock is given back on every path, also when something raises inside the run (a host's log function)
   local res = table.pack(pcall(runner.migrate, runner, direction, target, {}))
-  if not res[1] and ctx._db and ctx._db.conn:in_transaction() then
+  local db = ctx:connection()
+  if not res[1] and db and db.conn:in_transaction() then
     -- what raised left its step's transaction open: roll it back (nothing of it stays) before unlocking
-    ctx._db.conn:exec("ROLLBACK")
+    local ok, rerr = db.conn:exec("ROLLBACK")
+    if not ok then res[2] = tostring(res[2]) .. "; ROLLBACK failed too: " .. tostring(rerr) end
   end
   pcall(ctx.release_lock, ctx)
   if not res[1] then error(res[2], 0) end
@@ -90,7 +100,7 @@ function Migrator:downgrade(target) return guard(migrate, self, "downgrade", tar
 function Migrator:current()
   return guard(function()
     if not self.ctx then return nil, "this luamig handle is closed" end
-    local heads, err = self.ctx:db_heads()
+    local heads, err = self.ctx:version_rows()
     if not heads then return nil, err end
     return heads
   end)
@@ -101,7 +111,7 @@ function Migrator:heads()
   return guard(function()
     if not self.ctx then return nil, "this luamig handle is closed" end
     local out = {}
-    for i, h in ipairs(self.ctx._graph:heads()) do out[i] = h end
+    for i, h in ipairs(self.ctx:graph():heads()) do out[i] = h end
     table.sort(out)
     return out
   end)
@@ -112,8 +122,8 @@ end
 function Migrator:history()
   return guard(function()
     if not self.ctx then return nil, "this luamig handle is closed" end
-    local graph = self.ctx._graph
-    local heads, err = self.ctx:db_heads()
+    local graph = self.ctx:graph()
+    local heads, err = self.ctx:version_rows()
     if not heads then return nil, err end
     local current = {}
     for _, h in ipairs(heads) do current[h] = true end

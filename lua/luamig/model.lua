@@ -66,17 +66,7 @@ local function trigger_name(tbl) return "trg_" .. tbl .. "_updated_at" end
 
 local function trigger_sql(tbl, dialect_name)
   local d = require("luamig.dialect").get(dialect_name)
-  local qt, trg = d:quote(tbl), d:quote(trigger_name(tbl))
-  if dialect_name == "sqlite" then
-    return { format("CREATE TRIGGER %s AFTER UPDATE ON %s FOR EACH ROW WHEN NEW.updated_at IS OLD.updated_at BEGIN "
-      .. "UPDATE %s SET updated_at = CURRENT_TIMESTAMP WHERE rowid = NEW.rowid; END", trg, qt, qt) },
-      { format("DROP TRIGGER IF EXISTS %s", trg) }
-  end
-  local fn = d:quote("set_updated_at_" .. tbl)
-  return { format("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-      .. "NEW.updated_at = CURRENT_TIMESTAMP; RETURN NEW; END $$", fn),
-      format("CREATE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", trg, qt, fn) },
-    { format("DROP TRIGGER IF EXISTS %s ON %s", trg, qt), format("DROP FUNCTION IF EXISTS %s()", fn) }
+  return d:updated_at_trigger_sql(tbl, trigger_name(tbl))
 end
 
 -- trigger_calls(tbl, dialect_name) -> the execute calls that create the trigger, and those that drop it

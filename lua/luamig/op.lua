@@ -36,6 +36,12 @@ local function batch_for(build, tbl, add, naming_convention)
   }
 end
 
+---The `op` a migration's upgrade(op) and downgrade(op) receive: each function of luamig.ops (create_table,
+---add_column, ...) with the same parameters, run as it is called; and the helpers below.
+---@class luamig.Op : luamig.ops
+---@field dialect "sqlite"|"postgresql" the database's dialect
+---@field NULL table the SQL NULL in bulk_insert rows and execute params
+
 -- new(ctx) -> op
 -- ctx.run(opvalue) executes an op value; ctx.dialect is the SQL compiler; ctx.bind the live connection (nil
 -- offline); ctx.naming_convention applies to names the migration does not give.
@@ -68,13 +74,22 @@ local function new(ctx)
   op.check = schema.check
   op.index = schema.index
   op.dialect = ctx.dialect.name
+  ---A value as a SQL literal of this dialect, to put into SQL text (an --sql run has no bind parameters).
+  ---@param v string|number|boolean
+  ---@return luamig.Text
   op.inline_literal = function(v) return schema.text(ctx.dialect:literal(v)) end
+  ---The live connection: bind:query(sql, params) -> rows, bind:exec(sql, params); none in an --sql run.
+  ---@return { query: fun(self, sql: string, params?: table): table[], exec: fun(self, sql: string, params?: table): integer }
   op.get_bind = function()
     if not ctx.bind then error("op.get_bind(): there is no connection in offline (--sql) mode", 0) end
     return ctx.bind
   end
   -- The batch's ops are collected and run together when fn returns (on SQLite one rebuild for all of them);
   -- batch.execute runs its statement at once.
+  ---Alters one table with a batch of ops (on SQLite one table rebuild for all of them when any needs one).
+  ---@param tbl string the table
+  ---@param fn fun(batch: table) adds the ops: batch.add_column(...), batch.drop_column(...), ...
+  ---@param opts? { recreate?: "auto"|"always"|"never", sqlite_autoincrement?: boolean, naming_convention?: table<string, string> }
   op.batch_alter_table = function(tbl, fn, opts)
     if type(fn) ~= "function" then error("batch_alter_table(table, function(batch) ... end)", 0) end
     if opts ~= nil and type(opts) ~= "table" then error("batch_alter_table: the options must be a table", 0) end
@@ -85,6 +100,8 @@ local function new(ctx)
     fn(batch)
     return ctx.run(ops.batch_alter_table(tbl, list, opts))
   end
+  ---Runs fn's statements outside a transaction (CREATE INDEX CONCURRENTLY, VACUUM).
+  ---@param fn fun()
   op.autocommit_block = function(fn)
     if type(fn) ~= "function" then error("autocommit_block(function() ... end)", 0) end
     if not ctx.autocommit_block then

@@ -20,8 +20,59 @@ local function column_list(v, what)
   return v
 end
 
+---An operation as plain data: { op = "create_table", ... }, what op.* builds, dialects compile, autogenerate
+---compares and renders, and ops.reverse undoes.
+---@class luamig.OpValue
+---@field op string the kind: "create_table", "add_column", ...
+
+---A column: name, type, then its options by key.
+---@class luamig.ColumnSpec
+---@field [1] string the name
+---@field [2] luamig.Type the type (luamig.types: t.integer, t.string(80), ...)
+---@field nullable? boolean
+---@field server_default? string|number|boolean|luamig.Text
+---@field primary_key? boolean
+---@field unique? boolean
+---@field index? boolean
+---@field references? string "table.column"
+---@field ondelete? string
+---@field onupdate? string
+---@field comment? string
+---@field autoincrement? boolean
+
+---A create_table item: a column, or a table constraint (op.primary_key, op.unique, op.foreign_key, op.check,
+---op.index).
+---@alias luamig.Item luamig.ColumnSpec|table
+
+---@class luamig.TableOpts
+---@field if_not_exists? boolean
+---@field comment? string
+---@field sqlite_autoincrement? boolean
+---@field naming_convention? table<string, string>
+
+---@class luamig.ColumnChanges
+---@field nullable? boolean
+---@field server_default? string|number|boolean|luamig.Text|false
+---@field new_column_name? string
+---@field type? luamig.Type
+---@field existing_type? luamig.Type
+---@field existing_nullable? boolean
+---@field existing_server_default? string|number|boolean|luamig.Text
+---@field using? string
+---@field comment? string|false
+---@field autoincrement? boolean
+
+---@alias luamig.Type table a type from luamig.types
+---@alias luamig.Text table literal SQL (op.text("now()"))
+
+---@class luamig.ops
 local M = {}
 
+---Creates a table.
+---@param name string the table's name
+---@param items luamig.Item[] its columns (`{ "id", t.integer, primary_key = true }`) and table constraints
+---@param opts? luamig.TableOpts
+---@return luamig.OpValue
 function M.create_table(name, items, opts)
   opts = opts or {}
   local def = schema.table_def(need_name(name, "create_table: the table name"), items,
@@ -31,15 +82,28 @@ function M.create_table(name, items, opts)
   return { op = "create_table", table = def, if_not_exists = opts.if_not_exists and true or false }
 end
 
+---Drops a table.
+---@param name string
+---@param opts? { if_exists?: boolean }
+---@return luamig.OpValue
 function M.drop_table(name, opts)
   opts = opts or {}
   return { op = "drop_table", name = need_name(name, "drop_table: the table name"), if_exists = opts.if_exists and true or false }
 end
 
+---Renames a table.
+---@param old string
+---@param new string
+---@return luamig.OpValue
 function M.rename_table(old, new)
   return { op = "rename_table", old = need_name(old, "rename_table: the old name"), new = need_name(new, "rename_table: the new name") }
 end
 
+---Adds a column.
+---@param tbl string the table
+---@param colspec luamig.ColumnSpec
+---@param opts? { naming_convention?: table<string, string> }
+---@return luamig.OpValue
 function M.add_column(tbl, colspec, opts)
   local t = need_name(tbl, "add_column: the table name")
   local col = schema.column(colspec, true, "add_column('" .. t .. "')")
@@ -47,6 +111,10 @@ function M.add_column(tbl, colspec, opts)
   return { op = "add_column", table = t, column = col, naming_convention = opts.naming_convention }
 end
 
+---Drops a column (on SQLite a table rebuild when an index or constraint uses it).
+---@param tbl string the table
+---@param col string the column
+---@return luamig.OpValue
 function M.drop_column(tbl, col)
   return { op = "drop_column", table = need_name(tbl, "drop_column: the table name"),
     column = need_name(col, "drop_column: the column name") }
@@ -56,6 +124,11 @@ end
 local ALTER_KEYS = { nullable = true, server_default = true, new_column_name = true, type = true, existing_type = true,
   existing_nullable = true, existing_server_default = true, using = true, comment = true, autoincrement = true }
 
+---Changes a column: its nullability, default, type, name or comment.
+---@param tbl string the table
+---@param col string the column
+---@param changes luamig.ColumnChanges
+---@return luamig.OpValue
 function M.alter_column(tbl, col, changes)
   changes = changes or {}
   for k in pairs(changes) do
@@ -66,6 +139,12 @@ function M.alter_column(tbl, col, changes)
     column = need_name(col, "alter_column: the column name"), changes = changes }
 end
 
+---Creates an index.
+---@param name string the index's name
+---@param tbl string the table
+---@param cols string|string[] its columns
+---@param opts? { unique?: boolean, where?: string, concurrently?: boolean, if_not_exists?: boolean }
+---@return luamig.OpValue
 function M.create_index(name, tbl, cols, opts)
   opts = opts or {}
   return { op = "create_index", name = need_name(name, "create_index: the index name"),
@@ -74,17 +153,35 @@ function M.create_index(name, tbl, cols, opts)
     if_not_exists = opts.if_not_exists and true or false }
 end
 
+---Drops an index.
+---@param name string
+---@param tbl? string the table (for messages and SQLite's batch)
+---@param opts? { if_exists?: boolean, concurrently?: boolean }
+---@return luamig.OpValue
 function M.drop_index(name, tbl, opts)
   opts = opts or {}
   return { op = "drop_index", name = need_name(name, "drop_index: the index name"), table = tbl and schema.name_of(tbl),
     if_exists = opts.if_exists and true or false, concurrently = opts.concurrently and true or false }
 end
 
+---Adds a UNIQUE constraint.
+---@param name string|false the constraint's name (false: the database names it)
+---@param tbl string the table
+---@param cols string|string[]
+---@return luamig.OpValue
 function M.create_unique_constraint(name, tbl, cols)
   return { op = "create_unique_constraint", name = need_name(name, "create_unique_constraint: the name"),
     table = need_name(tbl, "create_unique_constraint: the table name"), columns = column_list(cols, "create_unique_constraint") }
 end
 
+---Adds a foreign key.
+---@param name string|false the constraint's name (false: the database names it)
+---@param src string the table that refers
+---@param dst string the table referred to
+---@param local_cols string|string[] the columns of src
+---@param remote_cols string|string[] the columns of dst
+---@param opts? { ondelete?: string, onupdate?: string, deferrable?: boolean }
+---@return luamig.OpValue
 function M.create_foreign_key(name, src, dst, local_cols, remote_cols, opts)
   opts = opts or {}
   return { op = "create_foreign_key", name = need_name(name, "create_foreign_key: the name"),
@@ -93,12 +190,22 @@ function M.create_foreign_key(name, src, dst, local_cols, remote_cols, opts)
     ondelete = opts.ondelete, onupdate = opts.onupdate, deferrable = opts.deferrable }
 end
 
+---Adds a CHECK constraint.
+---@param name string|false the constraint's name (false: the database names it)
+---@param tbl string the table
+---@param expr string the condition, in SQL
+---@return luamig.OpValue
 function M.create_check_constraint(name, tbl, expr)
   if type(expr) ~= "string" then error("create_check_constraint: the condition must be a SQL string", 0) end
   return { op = "create_check_constraint", name = need_name(name, "create_check_constraint: the name"),
     table = need_name(tbl, "create_check_constraint: the table name"), expr = expr }
 end
 
+---Adds a primary key.
+---@param name string|false the constraint's name (false: the database names it)
+---@param tbl string the table
+---@param cols string|string[]
+---@return luamig.OpValue
 function M.create_primary_key(name, tbl, cols)
   return { op = "create_primary_key", name = need_name(name, "create_primary_key: the name"),
     table = need_name(tbl, "create_primary_key: the table name"), columns = column_list(cols, "create_primary_key") }
@@ -106,6 +213,11 @@ end
 
 local CONSTRAINT_TYPES = { foreignkey = true, unique = true, check = true, primary = true }
 
+---Drops a constraint.
+---@param name string
+---@param tbl string the table
+---@param opts? { type?: "foreignkey"|"unique"|"check"|"primary" }
+---@return luamig.OpValue
 function M.drop_constraint(name, tbl, opts)
   opts = opts or {}
   if opts.type ~= nil and not CONSTRAINT_TYPES[opts.type] then
@@ -115,12 +227,20 @@ function M.drop_constraint(name, tbl, opts)
     table = need_name(tbl, "drop_constraint: the table name"), type = opts.type }
 end
 
+---Runs a SQL statement (? or :name placeholders bind params).
+---@param sql string|luamig.Text
+---@param params? table
+---@return luamig.OpValue
 function M.execute(sql, params)
   if type(sql) ~= "string" and not schema.is_text(sql) then error("execute: the SQL must be a string", 0) end
   if params ~= nil and type(params) ~= "table" then error("execute: params must be a table", 0) end
   return { op = "execute", sql = tostring(sql), params = params }
 end
 
+---Inserts rows, one prepared INSERT for all of them.
+---@param tbl string the table
+---@param rows table[] one table per row, keyed by column
+---@return luamig.OpValue
 function M.bulk_insert(tbl, rows)
   local t = need_name(tbl, "bulk_insert: the table name")
   if type(rows) ~= "table" then error("bulk_insert: rows must be a list of tables", 0) end
@@ -129,6 +249,11 @@ end
 
 -- create_enum(name, labels, opts) / drop_enum(name, opts): a PostgreSQL enum type of its own (the
 -- sa.Enum(...).create(bind, checkfirst=True) idiom with if_not_exists); nothing on SQLite
+---Creates a PostgreSQL enum type (nothing on SQLite).
+---@param name string the type's name
+---@param labels string[]
+---@param opts? { if_not_exists?: boolean }
+---@return luamig.OpValue
 function M.create_enum(name, labels, opts)
   opts = opts or {}
   local n = need_name(name, "create_enum: the type name")
@@ -141,6 +266,10 @@ function M.create_enum(name, labels, opts)
   return { op = "create_enum", name = n, values = values, if_not_exists = opts.if_not_exists and true or false }
 end
 
+---Drops a PostgreSQL enum type (nothing on SQLite).
+---@param name string
+---@param opts? { if_exists?: boolean }
+---@return luamig.OpValue
 function M.drop_enum(name, opts)
   opts = opts or {}
   return { op = "drop_enum", name = need_name(name, "drop_enum: the type name"), if_exists = opts.if_exists and true or false }
@@ -162,6 +291,12 @@ function M.batch_alter_table(tbl, list, opts)
   end
   return { op = "batch_alter_table", table = t, ops = list, recreate = recreate,
     sqlite_autoincrement = opts.sqlite_autoincrement, naming_convention = opts.naming_convention }
+end
+
+-- label(o) -> how messages name an op: "drop_column('t', 'c')", "create_index('t', 'ix_t_a')"
+function M.label(o)
+  local what = o.column and (type(o.column) == "table" and o.column.name or o.column) or o.name
+  return what and format("%s('%s', '%s')", o.op, o.table, what) or format("%s('%s')", o.op, o.table)
 end
 
 -- reverse(o) -> the op that undoes o, or nil when o cannot be reversed from its own data.

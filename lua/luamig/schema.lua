@@ -9,6 +9,9 @@ local setmetatable, getmetatable, tostring = setmetatable, getmetatable, tostrin
 
 -- op.text(sql) / model.text(sql): raw SQL used as given.
 local TextMT = { __tostring = function(self) return self.sql end }
+---Raw SQL, used as given (a default, a CHECK, an execute statement).
+---@param sql string
+---@return luamig.Text
 local function text(sql)
   if type(sql) ~= "string" then error("text() takes a SQL string", 0) end
   return setmetatable({ sql = sql }, TextMT)
@@ -17,6 +20,8 @@ local function is_text(v) return type(v) == "table" and getmetatable(v) == TextM
 
 -- op.f(name): a name that the naming convention must leave alone.
 local FinalMT = { __tostring = function(self) return self.name end }
+---A name the naming convention must leave as it is.
+---@param name string
 local function f(name)
   if type(name) ~= "string" then error("f() takes a name string", 0) end
   return setmetatable({ name = name }, FinalMT)
@@ -51,14 +56,23 @@ local function copy_columns(list, what)
   return cols
 end
 
+---A table's primary key, as a create_table item: op.primary_key{ "a", "b", name = "pk_t" }.
+---@param spec { [integer]: string, name?: string|false }
 local function primary_key(spec)
   return { item = "primary_key", columns = copy_columns(spec, "primary_key"), name = name_of(spec.name) }
 end
 
+---A UNIQUE constraint, as a create_table item: op.unique{ "email", name = "uq_users_email" }.
+---@param spec { [integer]: string, name?: string|false }
 local function unique(spec)
   return { item = "unique", columns = copy_columns(spec, "unique"), name = name_of(spec.name) }
 end
 
+---A foreign key, as a create_table item.
+---@param cols string|string[] the columns of this table
+---@param reftable string the table referred to
+---@param refcols string|string[] its columns
+---@param opts? { name?: string|false, ondelete?: string, onupdate?: string, deferrable?: boolean }
 local function foreign_key(cols, reftable, refcols, opts)
   opts = opts or {}
   if type(reftable) ~= "string" then error("foreign_key: the referred table must be a name", 0) end
@@ -67,6 +81,9 @@ local function foreign_key(cols, reftable, refcols, opts)
     onupdate = opts.onupdate, deferrable = opts.deferrable }
 end
 
+---A CHECK constraint, as a create_table item.
+---@param expr string the condition, in SQL
+---@param opts? { name?: string|false }
 local function check(expr, opts)
   if type(expr) ~= "string" then error("check: the expression must be a SQL string", 0) end
   opts = opts or {}
@@ -74,6 +91,10 @@ local function check(expr, opts)
   return { item = "check", expr = expr, name = n, final = final }
 end
 
+---An index, as a create_table item.
+---@param name string|false the index's name (false: from the naming convention)
+---@param cols string|string[]
+---@param opts? { unique?: boolean, where?: string }
 local function index(name, cols, opts)
   opts = opts or {}
   return { item = "index", name = name_of(name), columns = copy_columns(cols, "index"), unique = opts.unique and true or false,

@@ -108,7 +108,7 @@ M.raw = function(sql)
   if type(sql) == "table" then
     local per, any = {}, false
     for k, v in pairs(sql) do
-      if (k ~= "sqlite" and k ~= "postgresql") or type(v) ~= "string" or v == "" then
+      if not require("luamig.dialect").known(k) or type(v) ~= "string" or v == "" then
         error("t.raw{ sqlite = \"...\", postgresql = \"...\" } takes the SQL type of each dialect as a string", 0)
       end
       per[k], any = v, true

@@ -66,7 +66,9 @@ local function parse_query(q)
   return params, order
 end
 
+-- scheme -> the dialect, and the form of the rest of its URL: a file path, or a server's authority
 local DIALECTS = { sqlite = "sqlite", postgresql = "postgresql", postgres = "postgresql" }
+local FILE_FORM = { sqlite = true }
 
 -- parse(s) -> { dialect = "sqlite", path = "app.db" | ":memory:" } or
 --   { dialect = "postgresql", user, password, host, port, database, params = {...} }; or nil, message.
@@ -84,7 +86,7 @@ local function parse(s)
     return fail(format("unknown scheme '%s' (expected sqlite:// or postgresql://)", name))
   end
   local u = { dialect = dialect, driver = driver, url = s }
-  if dialect == "sqlite" then
+  if FILE_FORM[dialect] then
     local pathpart, q = rest:match("^([^?]*)%??(.*)$")
     if pathpart == "" then
       u.path = ":memory:"

@@ -52,19 +52,13 @@ end
 -- read(conn, d, vt, known_to_exist) -> sorted list of version_num values ({} when the table does not exist), or
 -- nil, message. known_to_exist skips asking sqlite_master, which SQLite scans row by row (a migration run reads the
 -- version rows at every step, and that table grows with every migration).
--- missing(d, err, code) -> whether a failed query failed only because its table does not exist
-local function missing(d, err, code)
-  if d.name == "sqlite" then return find(tostring(err), "^no such table") ~= nil end
-  return code == "42P01"
-end
-
--- try_read(conn, d, sql) -> rows, or false when the table is missing, or nil, message. Where a failed statement
+-- try_query(conn, d, sql, params) -> rows, or false when the table is missing, or nil, message. Where a failed statement
 -- does not spoil the transaction (SQLite; PostgreSQL outside one), asking is cheaper than looking the table up first.
 local function try_query(conn, d, sql, params)
-  if d.name ~= "sqlite" and conn:in_transaction() then return "ask" end
+  if d.failure_aborts_transaction and conn:in_transaction() then return "ask" end
   local rows, err, code = conn:query(sql, params)
   if rows then return rows end
-  if missing(d, err, code) then return false end
+  if d:missing_table(err, code) then return false end
   return nil, err
 end
 

@@ -8,17 +8,17 @@ local format, concat, ipairs, pcall, require, type, tostring = string.format, ta
 -- load_models(ctx) -> the registry to compare, or nil, message. The modules of the ini's `models =` are required
 -- (the project directory is on package.path); env.lua may return `target_metadata` to name another registry.
 local function load_models(ctx)
-  local cfg = ctx._cfg
+  local cfg = ctx:config()
   local model = require("luamig.model")
   for _, name in ipairs(cfg.models) do
     local ok, err = pcall(require, name)
     if not ok then return nil, format("cannot load the models module '%s': %s", name, tostring(err)) end
   end
-  local md = ctx.env and ctx.env.target_metadata or model.metadata
+  local md = ctx:env() and ctx:env().target_metadata or model.metadata
   if type(md) ~= "table" or type(md.tables) ~= "table" then
     return nil, "env.lua's target_metadata is not a model.MetaData()"
   end
-  if #md.tables == 0 and #cfg.models == 0 and not (ctx.env and ctx.env.target_metadata) then
+  if #md.tables == 0 and #cfg.models == 0 and not (ctx:env() and ctx:env().target_metadata) then
     return nil, "no models: list the Lua modules that define them in luamig.ini (models = myapp.models), or require "
       .. "them in env.lua"
   end
@@ -29,7 +29,7 @@ end
 local function diffs(ctx)
   local graph, err = ctx:graph()
   if not graph then return nil, err, exitcodes.FAILED end
-  local heads, db = ctx:db_heads()
+  local heads, db = ctx:version_rows()
   if not heads then return nil, db, exitcodes.FAILED end
   local want = graph:effective_heads()
   if concat(want, ",") ~= concat(heads, ",") then
@@ -38,12 +38,12 @@ local function diffs(ctx)
   end
   local md, merr = load_models(ctx)
   if not md then return nil, merr, exitcodes.FAILED end
-  local include = ctx.env and ctx.env.include_object
+  local include = ctx:env() and ctx:env().include_object
   if include ~= nil and type(include) ~= "function" then
     return nil, "env.lua's include_object must be a function(name, kind, reflected, compare_to)", exitcodes.FAILED
   end
   local list, derr = require("luamig.autogen").reflect_and_compare(db.conn, db.dialect, md,
-    { version_table = ctx._cfg.version_table, include = include })
+    { version_table = ctx:config().version_table, include = include })
   if not list then return nil, derr, exitcodes.FAILED end
   return list, db.dialect
 end

@@ -8,16 +8,14 @@ local format, concat, ipairs, tostring = string.format, table.concat, ipairs, to
 -- "running" (its runner is still at work), "interrupted" or "failed"; or nil, message
 local function unfinished(ctx, db)
   local vt = require("luamig.version_table")
-  local cfg = ctx._cfg
+  local cfg = ctx:config()
   local rows, err = vt.unfinished(db.conn, db.dialect, cfg.version_table)
   if not rows then return nil, format("cannot read %s of %s: %s", vt.HISTORY, db.url, err) end
   if #rows == 0 then return rows end
-  local locked
-  if db.dialect.name == "sqlite" then
-    vt.mark_live(rows)
-  else
-    locked = require("luamig.lock").held_by(db, cfg) ~= nil
-  end
+  -- live: its runner is at work, as the database can tell (SQLite: a process on this machine; PostgreSQL: another
+  -- session holds the migration lock)
+  rows = db.dialect:mark_live(rows)
+  local locked = db.dialect:lock_holder(db, cfg) ~= nil
   for _, row in ipairs(rows) do
     local live = row.status == "running" and (row.live or locked)
     row.state = live and "running" or (row.status == "failed" and "failed" or "interrupted")
@@ -42,7 +40,7 @@ return {
   run = function(ctx)
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
-    local heads, db = ctx:db_heads()
+    local heads, db = ctx:version_rows()
     if not heads then return nil, db, exitcodes.FAILED end
     local pending, perr = unfinished(ctx, db)
     if not pending then return nil, perr, exitcodes.FAILED end

@@ -26,14 +26,14 @@ return {
     end
     local current, current_set = {}, {}
     if ctx.options.indicate_current or (range and range:find("current", 1, true)) then
-      local heads, herr = ctx:db_heads()
+      local heads, herr = ctx:version_rows()
       if not heads then return nil, herr, exitcodes.FAILED end
       current = heads
       if ctx.options.indicate_current then
         for _, h in ipairs(heads) do current_set[h] = true end
       end
     end
-    local resolver = runtime.new({ graph = graph, cfg = ctx._cfg })
+    local resolver = runtime.new({ graph = graph, cfg = ctx:config() })
     local lower, upper
     if from and from ~= "" then
       local ids, rerr = resolver:resolve_upgrade(from, current)

@@ -18,7 +18,7 @@ return {
   run = function(ctx, args)
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
-    local r = runtime.new({ graph = graph, cfg = ctx._cfg })
+    local r = runtime.new({ graph = graph, cfg = ctx:config() })
     local ids, seen = {}, {}
     for _, spec in ipairs(args) do
       local got, rerr = r:resolve_upgrade(spec, {})

@@ -1,30 +1,16 @@
 -- What upgrade, downgrade and stamp share: running online, or writing the SQL (--sql) with no connection.
 local exitcodes = require("luamig.exitcodes")
-local runtime = require("luamig.runtime")
 
 local format = string.format
 
 -- offline_runner(ctx, from_spec) -> runner writing SQL to stdout, assuming the database is at from_spec
 -- (nil or "base": an empty database, so the version tables are created first); or nil, message, code
 local function offline_runner(ctx, from_spec)
-  local graph, err = ctx:graph()
-  if not graph then return nil, err, exitcodes.FAILED end
-  local u, uerr = require("luamig.url").parse(ctx._cfg.url)
-  if not u then return nil, uerr, exitcodes.FAILED end
-  local dialect, derr = require("luamig.dialect").get(u.dialect)
-  if not dialect then return nil, derr, exitcodes.FAILED end
   local stdout = io.stdout
   -- progress goes to stderr; when that is not a terminal, one write per migration is needless in this fast mode
   if not require("luamig.core").isatty(2) then io.stderr:setvbuf("full") end
-  local runner = runtime.new({ graph = graph, cfg = ctx._cfg, dialect = dialect, verbose = ctx.verbose,
-    emit = function(s) stdout:write(s) end, heads = {}, progress = function(line) ctx:info(line) end })
-  local from_db = from_spec ~= nil and from_spec ~= "" and from_spec ~= "base"
-  if from_db then
-    local heads, herr = runner:resolve_upgrade(from_spec, {})
-    if not heads then return nil, format("--sql %s:...: %s", from_spec, herr), exitcodes.FAILED end
-    runner.offline_heads = heads
-  end
-  runner.tables_ready = from_db
+  local runner, err = ctx:writer(function(s) stdout:write(s) end, from_spec)
+  if not runner then return nil, err, exitcodes.FAILED end
   return runner
 end
 
@@ -40,7 +26,7 @@ end
 local function backup(ctx)
   local core = require("luamig.core")
   local path = require("luamig.path")
-  local db = ctx._db
+  local db = ctx:connection()
   if not db.path or db.path == "" or db.path == ":memory:" then
     return nil, "--backup: an in-memory database has nothing to back up"
   end
@@ -83,8 +69,9 @@ local function run(ctx, direction, spec, opts)
     local cfg, cerr = ctx:config()
     if not cfg then return nil, cerr, exitcodes.FAILED end
     local u = require("luamig.url").parse(cfg.url)
-    if u and u.dialect ~= "sqlite" then
-      return nil, "--backup copies SQLite databases; back PostgreSQL up with pg_dump", exitcodes.USAGE
+    local d = u and require("luamig.dialect").get(u.dialect)
+    if d and not d.backs_up then
+      return nil, format("--backup copies SQLite databases; %s", d.backup_hint), exitcodes.USAGE
     end
   end
   if ctx.options.timeout ~= nil then

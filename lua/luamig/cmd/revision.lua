@@ -54,7 +54,7 @@ end
 -- write(ctx, fields) -> true, or nil, message, code. Writes a new migration file and runs the post_write_hooks.
 -- fields: message, rev (optional), down_revision (nil | id | list), branch_labels, depends_on, version_path
 local function write(ctx, f)
-  local cfg, graph = ctx._cfg, ctx._graph
+  local cfg, graph = ctx:config(), ctx:graph()
   local rev = f.rev or core.random_hex(6)
   local ok, err, code = check_rev_id(graph, rev)
   if not ok then return nil, err, code end
@@ -120,7 +120,7 @@ local function parent_of(ctx, graph, o)
     return heads[1] or false
   end
   if o.head == "base" then return false end
-  local r = runtime.new({ graph = graph, cfg = ctx._cfg })
+  local r = runtime.new({ graph = graph, cfg = ctx:config() })
   local ids, err = r:resolve_upgrade(o.head, {})
   if not ids then return nil, "--head " .. o.head .. ": " .. err, exitcodes.FAILED end
   if #ids ~= 1 then return nil, format("--head %s names %d revisions; name one", o.head, #ids), exitcodes.FAILED end

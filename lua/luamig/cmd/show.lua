@@ -14,7 +14,7 @@ return {
   run = function(ctx, args)
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
-    local r = runtime.new({ graph = graph, cfg = ctx._cfg })
+    local r = runtime.new({ graph = graph, cfg = ctx:config() })
     local ids, rerr = r:resolve_upgrade(args[1], {})
     if not ids then return nil, rerr, exitcodes.FAILED end
     if #ids == 0 then return nil, "show: base is not a revision", exitcodes.FAILED end

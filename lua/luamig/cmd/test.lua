@@ -5,22 +5,9 @@ local exitcodes = require("luamig.exitcodes")
 
 local format, concat, sort = string.format, table.concat, table.sort
 
--- The schema outside luamig's own tables, one line per object.
-local SNAPSHOT = {
-  sqlite = "SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master "
-    .. "WHERE name NOT LIKE 'sqlite_%' AND tbl_name NOT IN (?, 'luamig_history')",
-  postgresql = "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' "
-    .. "|| coalesce(column_default, '-') AS line FROM information_schema.columns WHERE table_schema = current_schema() "
-    .. "AND table_name NOT IN (?, 'luamig_history') UNION ALL "
-    .. "SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename NOT IN (?, 'luamig_history') "
-    .. "UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) "
-    .. "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace "
-    .. "AND conrelid::regclass::text NOT IN (?, 'luamig_history') UNION ALL "
-    .. "SELECT 'type ' || typname FROM pg_type WHERE typnamespace = current_schema()::regnamespace AND typtype = 'e'",
-}
-
+-- snapshot(db, vt) -> the schema outside luamig's own tables, one line per object (the dialect's snapshot_sql)
 local function snapshot(db, vt)
-  local rows, err = db.conn:query(SNAPSHOT[db.dialect.name], { vt, vt, vt })
+  local rows, err = db.conn:query(db.dialect.snapshot_sql, { vt, vt, vt })
   if not rows then return nil, err end
   local lines = {}
   for i, r in ipairs(rows) do lines[i] = r.line end
@@ -52,7 +39,7 @@ return {
     if not ctx.options.url then ctx.options.url = "sqlite:///:memory:" end
     local runner, err = ctx:runner()
     if not runner then return nil, err, exitcodes.FAILED end
-    local db, cfg, g = ctx._db, ctx._cfg, ctx._graph
+    local db, cfg, g = ctx:connection(), ctx:config(), ctx:graph()
     local tables = snapshot(db, cfg.version_table)
     local current = runner:heads()
     if not tables or #tables > 0 or (current and #current > 0) then

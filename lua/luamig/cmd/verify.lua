@@ -14,9 +14,9 @@ return {
   run = function(ctx)
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
-    local heads, db = ctx:db_heads()
+    local heads, db = ctx:version_rows()
     if not heads then return nil, db, exitcodes.FAILED end
-    local cfg = ctx._cfg
+    local cfg = ctx:config()
     -- the checksum each revision had when it was last applied
     local recorded = {}
     local rows, herr = vt.history(db.conn, db.dialect, cfg.version_table)

@@ -264,4 +264,30 @@ function Base:bulk_insert_sql(o)
   return format("INSERT INTO %s (%s) VALUES (%s)", self:quote(o.table), self:quote_list(cols), concat(marks, ", ")), cols
 end
 
+-- Run-time capabilities: what a dialect does around a run and knows about its connections and errors. The
+-- defaults suit a server database that a session lock guards (luamig.lock).
+
+-- begin_run(conn) -> state for end_run, or nil, message: session settings for the time of a run
+function Base.begin_run() return {} end
+-- end_run(conn, state) -> true, or nil, message naming the setting that could not be restored
+function Base.end_run() return true end
+-- mark_live(rows) -> the unfinished rows, each with .live when its runner is still at work (under the lock: none)
+function Base.mark_live(_, rows) return rows end
+-- busy_hint(msg, cfg) -> a failed BEGIN's message, with what it means on this database
+function Base.busy_hint(_, msg) return msg end
+-- missing_table(err, code) -> whether a query failed only because its table does not exist (SQLSTATE 42P01)
+function Base.missing_table(_, _err, code) return code == "42P01" end
+-- a failed statement aborts the transaction around it, so luamig looks a table up instead of trying it
+Base.failure_aborts_transaction = true
+-- acquire_lock(db, cfg, say) -> release function, whether a lock is held across the run; or nil, message. The
+-- default holds none: each step's transaction, with the version rows re-read inside it, serialises runners.
+local function nothing_to_release() return true end
+function Base.acquire_lock() return nothing_to_release, false end
+-- lock_holder(db, cfg) -> who holds the migration lock (a server pid), or nil
+function Base.lock_holder() return nil end
+-- type_key(sql) -> how autogenerate compares a rendered type (upper case, spaces collapsed): as it is
+function Base.type_key(_, sql) return sql end
+-- column_in_use(conn, tbl, col, vt) -> whether dropping the column needs more than ALTER TABLE
+function Base.column_in_use() return false end
+
 return Base

@@ -9,4 +9,7 @@ local function get(name)
   return d
 end
 
-return { get = get }
+-- known(name) -> whether luamig has a dialect of that name
+local function known(name) return DIALECTS[name] ~= nil end
+
+return { get = get, known = known }

@@ -1,10 +1,7 @@
--- The migration lock: one luamig run at a time per database, schema and version table.
---
--- PostgreSQL: a session-level pg_try_advisory_lock on a 64-bit key the server derives from (database, schema,
+-- PostgreSQL's migration lock: one luamig run at a time per database, schema and version table. A session-level pg_try_advisory_lock on a 64-bit key the server derives from (database, schema,
 -- version table), polled with back-off up to lock_timeout. Polling in autocommit (never a blocking lock call
 -- inside an open transaction) keeps a waiting runner from holding anything a CREATE INDEX CONCURRENTLY in the
 -- running one would wait for, and the server drops the lock when a runner's session ends, even by a kill.
--- SQLite: each step's BEGIN IMMEDIATE with the version re-read inside it serialises runners; no lock is needed.
 local core = require("luamig.core")
 
 local format, min = string.format, math.min
@@ -23,7 +20,6 @@ end
 -- release() -> true, or nil, message: the message says the lock was not held by this session when it was given back
 -- (the mark of a connection pooler handing luamig's statements to other server connections) or the unlock failed.
 local function acquire(db, cfg, say)
-  if db.dialect.name ~= "postgresql" then return function() return true end end
   local conn, vt = db.conn, cfg.version_table
   local deadline = core.clock() + (cfg.lock_timeout or 60)
   local delay, told = 0.025, false
@@ -59,9 +55,8 @@ local function acquire(db, cfg, say)
   end
 end
 
--- held_by(db, cfg) -> the server pid of another session holding the migration lock (PostgreSQL), or nil
+-- held_by(db, cfg) -> the server pid of another session holding the migration lock, or nil
 local function held_by(db, cfg)
-  if db.dialect.name ~= "postgresql" then return nil end
   return holder(db.conn, cfg.version_table)
 end
 

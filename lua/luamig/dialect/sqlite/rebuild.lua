@@ -7,11 +7,12 @@
 -- Views name the table, not its storage, and keep working. A failure anywhere rolls back with the migration's
 -- transaction: no temporary table is left behind. The runner keeps PRAGMA foreign_keys off while it migrates (the
 -- pragma cannot change inside a transaction, and with it on, dropping the old table would fire ON DELETE actions).
-local reflect = require("luamig.reflect")
+local sqlite_reflect = require("luamig.dialect.sqlite.reflect")
 local types = require("luamig.types")
 local schema = require("luamig.schema")
 
-local format, concat, ipairs, pairs, error, tostring = string.format, table.concat, ipairs, pairs, error, tostring
+local format, concat, ipairs, pairs, error, tostring, type = string.format, table.concat, ipairs, pairs, error, tostring,
+  type
 
 local function find_col(def, name)
   for i, c in ipairs(def.columns) do if c.name == name then return c, i end end
@@ -40,7 +41,7 @@ end
 -- enum_check(expr, col) -> the quoted-literal list when expr is the CHECK an enum type writes for column col
 -- (`col IN ('a', 'b')`), else nil: that CHECK belongs to the type, goes when the type changes and follows a rename
 local function enum_check(expr, col)
-  local labels, list = reflect.enum_check(expr, col)
+  local labels, list = sqlite_reflect.enum_check(expr, col)
   return labels and list or nil
 end
 
@@ -209,7 +210,7 @@ end
 
 -- in_use(conn, tbl, col, vt) -> whether ALTER TABLE DROP COLUMN cannot drop col (an index or constraint uses it)
 local function in_use(conn, tbl, col, vt)
-  local found = reflect.tables(conn, "sqlite", { only = tbl, version_table = vt })[1]
+  local found = sqlite_reflect.tables(conn, vt, nil, tbl)[1]
   return not found or not find_col(found, col) or column_in_use(found, col)
 end
 
@@ -219,7 +220,7 @@ end
 -- false to change it; nil keeps what the table has).
 local function statements(conn, d, tbl, list, vt, opts)
   opts = opts or {}
-  local found = reflect.tables(conn, "sqlite", { only = tbl, version_table = vt })[1]
+  local found = sqlite_reflect.tables(conn, vt, nil, tbl)[1]
   if not found then error(format("%s('%s'): no such table", list[1] and list[1].op or "batch_alter_table", tbl), 0) end
   local o = list[1]
   if #list == 1 and o.op == "drop_column" and not opts.force and find_col(found, o.column)
@@ -327,5 +328,62 @@ local function foreign_key_change(before, after)
   return problem, old
 end
 
-return { statements = statements, in_use = in_use, foreign_key_state = foreign_key_state,
-  foreign_key_change = foreign_key_change }
+-- run(d, x, tbl, list, opts, warn): ops SQLite's ALTER TABLE cannot do, as one rebuild of the live table (or, for
+-- a single drop_column that allows it, ALTER TABLE DROP COLUMN) through the executor x; then the foreign keys of
+-- and to the table are checked: the rebuild fails if it left rows without a match that were not so before, and
+-- says how many were.
+local function run(d, x, tbl, list, opts, warn)
+  local conn = x.conn
+  local before = foreign_key_state(conn, tbl)
+  local stmts, checked = statements(conn, d, tbl, list, x.cfg.version_table, opts)
+  for _, st in ipairs(stmts) do x:exec(st) end
+  if checked then
+    local problem, old = foreign_key_change(before, foreign_key_state(conn, checked))
+    if problem then
+      require("luamig.executor").sql_error("PRAGMA foreign_key_check", format("after rebuilding %s: %s", checked,
+        problem), 0)
+    end
+    for _, line in ipairs(old) do warn(format("rebuilding %s: %s", checked, line)) end
+  end
+end
+
+-- batch(d, x, o, warn): a batch_alter_table. When ALTER TABLE can do each of its ops (and recreate is not
+-- "always"), their statements in order; else one table rebuild for all of them, refused with recreate = "never".
+local function batch(d, x, o, warn)
+  local label = require("luamig.ops").label
+  local plain, needs = {}, nil
+  for _, inner in ipairs(o.ops) do
+    if inner.table ~= o.table then
+      error(format("batch_alter_table('%s'): %s is for another table", o.table, label(inner)), 0)
+    end
+    for _, st in ipairs(d:compile(inner)) do
+      if type(st) == "table" and st.rebuild then
+        if st.try_alter and not x:column_in_use(o.table, inner.column) then
+          plain[#plain + 1] = format("ALTER TABLE %s DROP COLUMN %s", d:quote(o.table), d:quote(inner.column))
+        else
+          needs = needs or inner
+        end
+      else
+        plain[#plain + 1] = st
+      end
+    end
+  end
+  if needs and o.recreate == "never" then
+    error(format("batch_alter_table('%s', recreate = \"never\"): %s needs a table rebuild on SQLite", o.table,
+      label(needs)), 0)
+  end
+  if not needs and o.recreate ~= "always" and o.sqlite_autoincrement == nil then
+    for _, st in ipairs(plain) do
+      if type(st) == "string" then x:exec(st) else x:exec(st.sql, st.params) end
+    end
+    return
+  end
+  if o.recreate == "never" then
+    error(format("batch_alter_table('%s', recreate = \"never\"): sqlite_autoincrement needs a table rebuild on SQLite",
+      o.table), 0)
+  end
+  x:rebuild(o.table, o.ops, { force = true, naming_convention = o.naming_convention,
+    sqlite_autoincrement = o.sqlite_autoincrement }, warn)
+end
+
+return { statements = statements, in_use = in_use, run = run, batch = batch }

@@ -1,0 +1,345 @@
+-- The two faces a runner works through, with one interface: the live connection, and the SQL writer of --sql.
+-- Both take statements, transaction control, the version rows, the record of a step, table rebuilds and the
+-- --timeout deadline; the runner never asks which one it has.
+--
+-- Live: every BEGIN, COMMIT and ROLLBACK goes through begin/commit/rollback, which return nil, message on failure;
+-- a failed ROLLBACK is added to the failing step's details. Writer: statements and bookkeeping are written as SQL
+-- text with bound values inlined, and the version rows are kept in memory.
+local core = require("luamig.core")
+local schema = require("luamig.schema")
+local sql_text = require("luamig.sql_text")
+local vt = require("luamig.version_table")
+
+local format, concat, ipairs, tostring, setmetatable, error = string.format, table.concat, ipairs, tostring,
+  setmetatable, error
+local floor = math.floor
+
+local SqlErrorMT = { __tostring = function(e) return e.msg end }
+
+-- sql_error(sql, msg, code): raises a SQL error that keeps its statement
+local function sql_error(sql, msg, code)
+  error(setmetatable({ sql = sql, msg = msg, code = code }, SqlErrorMT))
+end
+
+-- one_line(s, max) -> s on one line (whitespace runs as one space), cut to max characters
+local function one_line(s, max)
+  s = tostring(s):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  if max and #s > max then s = s:sub(1, max - 3) .. "..." end
+  return s
+end
+
+local function now_utc() return os.date("!%Y-%m-%d %H:%M:%S") end
+
+local function run_by()
+  -- the form version_table.mark_live reads back
+  return format("pid %d on %s", core.getpid(), core.hostname() or "?")
+end
+
+-- running_row(cfg, step) -> the luamig_history row of a step about to leave its transaction
+local function running_row(cfg, step)
+  local r = step.r
+  return { version_table = cfg.version_table, revision = step.id, down_revision = concat(r.down_revisions, ","),
+    direction = step.direction, status = "running", message = r.message:sub(1, 255), filename = r.shown:sub(-255),
+    checksum = r.checksum, applied_at = now_utc(), luamig_version = core.version, run_by = run_by() }
+end
+
+-- The live connection -----------------------------------------------------------------------------------------
+
+local Live = {}
+Live.__index = Live
+
+-- live(conn, dialect, cfg) -> executor over a driver connection
+local function live(conn, dialect, cfg)
+  return setmetatable({ conn = conn, dialect = dialect, cfg = cfg, tables_ready = false }, Live)
+end
+
+-- exec(sql, params, expect) -> rows changed; raises a SQL error. expect: the number of rows the statement must
+-- change (luamig's own version-table statements).
+function Live:exec(sql, params, expect)
+  local ok, msg, code, failing = self.conn:exec(sql, params)
+  if not ok then sql_error(failing or sql, msg, code) end
+  if expect and msg ~= expect then
+    sql_error(sql, format("expected to change %d row(s) of the version table, changed %d: another process changed it",
+      expect, msg), 0)
+  end
+  return msg
+end
+
+function Live:query(sql, params)
+  local rows, msg, code = self.conn:query(sql, params)
+  if not rows then sql_error(sql, msg, code) end
+  return rows
+end
+
+function Live:bulk_insert(sql, cols, rows)
+  local ok, msg, code, row = self.conn:bulk_insert(sql, cols, rows)
+  if not ok then sql_error(sql, format("%s (row %s)", msg, tostring(row)), code) end
+end
+
+-- Transaction control: true, or nil, message.
+function Live:begin()
+  local ok, msg = self.conn:exec(self.dialect.begin_sql)
+  if not ok then return nil, self.dialect:busy_hint(msg, self.cfg) end
+  return true
+end
+
+function Live:commit()
+  local ok, msg = self.conn:exec("COMMIT")
+  if not ok then return nil, msg end
+  return true
+end
+
+function Live:rollback()
+  local ok, msg = self.conn:exec("ROLLBACK")
+  if not ok then return nil, msg end
+  return true
+end
+
+-- rollback_into(details) -> details, with a line added when the ROLLBACK fails
+function Live:rollback_into(details)
+  local ok, msg = self:rollback()
+  if ok then return details end
+  details = details or {}
+  details[#details + 1] = "ROLLBACK failed too: " .. tostring(msg)
+  return details
+end
+
+-- A step: BEGIN before it (every step, so that the version rows are re-read inside it), COMMIT after.
+Live.begin_step = Live.begin
+function Live:end_step() return self:commit() end
+
+-- ensure_tx(): a step that ran outside its transaction records itself in a new one
+function Live:ensure_tx()
+  if self.conn:in_transaction() then return true end
+  return self:begin()
+end
+
+function Live:in_transaction() return self.conn:in_transaction() end
+
+-- heads() -> the version rows (sorted), or nil, message
+function Live:heads()
+  local rows, err = vt.read(self.conn, self.dialect, self.cfg.version_table, self.tables_ready)
+  if not rows then return nil, format("cannot read the version table %s: %s", self.cfg.version_table, err) end
+  return rows
+end
+
+-- unfinished() -> the rows of migrations that ran outside a transaction and did not finish, each with .live set
+-- when its runner is still at work (as the dialect can tell); or nil, message
+function Live:unfinished()
+  local rows, err = vt.unfinished(self.conn, self.dialect, self.cfg.version_table, self.tables_ready)
+  if not rows then return nil, format("cannot read %s: %s", vt.HISTORY, err) end
+  if #rows == 0 then return rows end
+  return self.dialect:mark_live(rows)
+end
+
+function Live:ensure_tables()
+  if self.tables_ready then return end
+  for _, sql in ipairs(vt.create_sql(self.dialect, self.cfg.version_table)) do self:exec(sql) end
+  self.tables_ready = true
+end
+
+-- record(old, new, row, step): the version-table change and the luamig_history row of a step (or stamp). A step
+-- that left its transaction (step.detached) already has its 'running' row: that row becomes 'applied'; a resumed
+-- one that stayed in its transaction settles the row it left behind.
+function Live:record(old, new, row, step)
+  local d, table_name = self.dialect, self.cfg.version_table
+  row.version_table = table_name
+  row.luamig_version = core.version
+  for _, st in ipairs(vt.change_sql(d, table_name, old, new)) do self:exec(st.sql, st.params, st.expect) end
+  if step and step.detached then
+    local f = vt.finish_sql(d, table_name, row.revision, "applied", row.duration_ms)
+    self:exec(f.sql, f.params, f.expect)
+    return
+  end
+  if step and step.resume then self:settle() end
+  row.applied_at = now_utc()
+  local h = vt.history_sql(d, row)
+  self:exec(h.sql, h.params)
+end
+
+-- settle(): every unfinished row of the version table becomes 'interrupted'
+function Live:settle()
+  local st = vt.settle_sql(self.dialect, self.cfg.version_table)
+  self:exec(st.sql, st.params)
+end
+
+-- detach(step): commits the step's transaction with its 'running' row, so that what follows runs outside a
+-- transaction and an interruption is seen by the next run
+function Live:detach(step)
+  if step.resume then self:settle() end
+  local h = vt.history_sql(self.dialect, running_row(self.cfg, step))
+  self:exec(h.sql, h.params)
+  local ok, msg = self:commit()
+  if not ok then sql_error("COMMIT", msg, 0) end
+end
+
+-- abandon_step(step, details) -> details: rolls a failed step back (when its transaction is still open) and marks
+-- the 'running' row of a step that had left its transaction 'failed'; what fails on the way is added to details
+function Live:abandon_step(step, details)
+  if not step.detached or self.conn:in_transaction() then details = self:rollback_into(details) end
+  if step.detached then
+    local f = vt.finish_sql(self.dialect, self.cfg.version_table, step.id, "failed", nil)
+    local ok, msg = self.conn:exec(f.sql, f.params)
+    if not ok then
+      details = details or {}
+      details[#details + 1] = "Recording the failure failed too: " .. tostring(msg)
+    end
+  end
+  return details
+end
+
+function Live:elapsed_ms(t0) return floor((core.clock() - t0) * 1000 + 0.5) end
+
+-- set_deadline(t): statements still running at core.clock() time t are stopped (nil: no deadline); true, or
+-- nil, message
+function Live:set_deadline(t)
+  local ok, err = self.conn:set_deadline(t)
+  if ok == false or (ok == nil and err) then return nil, err end
+  return true
+end
+
+-- The connection a migration sees through op.get_bind(): failures raise with the statement attached.
+function Live:bind()
+  local x = self
+  return {
+    dialect = self.dialect.name,
+    query = function(_, sql, params) return x:query(sql, params) end,
+    exec = function(_, sql, params) return x:exec(sql, params) end,
+  }
+end
+
+-- column_in_use(tbl, col) -> whether an index, constraint or trigger uses the column (a drop needs a rebuild)
+function Live:column_in_use(tbl, col)
+  return self.dialect:column_in_use(self.conn, tbl, col, self.cfg.version_table)
+end
+
+-- rebuild(tbl, list, opts, warn): the ops as one rebuild of the live table (the dialect's), then the foreign keys
+-- of and to the table are checked
+function Live:rebuild(tbl, list, opts, warn)
+  self.dialect:rebuild(self, tbl, list, opts, warn)
+end
+
+-- begin_run() / end_run(state): the dialect's session settings for a run, and their restore; nil, message when a
+-- setting cannot be made or restored
+function Live:begin_run() return self.dialect:begin_run(self.conn) end
+function Live:end_run(state) return self.dialect:end_run(self.conn, state) end
+
+function Live.comment() end
+
+-- The SQL writer (--sql) ------------------------------------------------------------------------------------------
+
+local Writer = {}
+Writer.__index = Writer
+
+-- writer(emit, dialect, cfg, heads) -> executor writing SQL through emit(text), the database assumed at heads
+-- (its version tables assumed to exist unless heads is empty)
+local function writer(emit, dialect, cfg, heads)
+  local w = setmetatable({ emit = emit, dialect = dialect, cfg = cfg, heads_now = heads or {},
+    tables_ready = heads ~= nil and #heads > 0, in_tx = false }, Writer)
+  w.literal = function(v) return dialect:literal(v) end
+  return w
+end
+
+-- exec(sql, params, _, plain): writes the statement with its values inlined. plain: luamig's own SQL, with only ?
+-- placeholders and no quotes or comments.
+function Writer:exec(sql, params, _, plain)
+  if params then
+    local text, err
+    if plain then
+      text = sql_text.inline_plain(sql, params, self.literal)
+    else
+      text, err = sql_text.inline(sql, params, self.literal)
+      if not text then sql_error(sql, err, 0) end
+    end
+    sql = text
+  end
+  local emit = self.emit
+  emit(sql)
+  emit(";\n")
+  return 0
+end
+
+function Writer:bulk_insert(sql, cols, rows)
+  for _, row in ipairs(rows) do self:exec(sql, schema.values_of(row, cols)) end
+end
+
+function Writer:begin()
+  self.emit("BEGIN;\n\n")
+  self.in_tx = true
+  return true
+end
+
+function Writer:commit()
+  self.emit("COMMIT;\n\n")
+  self.in_tx = false
+  return true
+end
+
+-- nothing ran: nothing to roll back
+function Writer.rollback() return true end
+function Writer.rollback_into(_, details) return details end
+
+-- A step is written inside BEGIN/COMMIT when it is transactional; the SQL of one that is not stands on its own.
+function Writer:begin_step(transactional)
+  if transactional then return self:begin() end
+  return true
+end
+
+function Writer:end_step()
+  if self.in_tx then return self:commit() end
+  self.emit("\n")
+  return true
+end
+
+function Writer.ensure_tx() return true end
+function Writer:in_transaction() return self.in_tx end
+
+function Writer:heads() return self.heads_now end
+function Writer.unfinished() return {} end
+
+function Writer:ensure_tables()
+  if self.tables_ready then return end
+  for _, sql in ipairs(vt.create_sql(self.dialect, self.cfg.version_table)) do self:exec(sql) end
+  self.tables_ready = true
+end
+
+function Writer:record(old, new, row)
+  local d, table_name = self.dialect, self.cfg.version_table
+  row.version_table = table_name
+  row.luamig_version = core.version
+  self.emit(vt.change_text(d, table_name, old, new))
+  self.emit(vt.history_text(d, table_name, row))
+  self.heads_now = new
+end
+
+function Writer.settle() end
+
+function Writer:detach()
+  if self.in_tx then self:commit() end
+end
+
+-- the written SQL has no rollback to report
+function Writer.abandon_step() return nil end
+function Writer.elapsed_ms() return nil end
+function Writer.set_deadline() return true end
+function Writer.bind() return nil end
+function Writer.column_in_use() return false end
+
+-- rebuild: a table rebuild reads the live table; only a drop_column that ALTER TABLE can do is written
+function Writer:rebuild(tbl, list, opts)
+  local d = self.dialect
+  if opts.try_alter then
+    self:exec(format("ALTER TABLE %s DROP COLUMN %s", d:quote(tbl), d:quote(list[1].column)))
+    return
+  end
+  local what = #list == 1 and require("luamig.ops").label(list[1]) or format("batch_alter_table('%s')", tbl)
+  error(format("%s: SQLite needs a table rebuild for this, which reads the live table; it cannot be written "
+    .. "with --sql", what), 0)
+end
+
+function Writer.begin_run() return {} end
+function Writer.end_run() return true end
+
+function Writer:comment(text) self.emit(text) end
+
+return { live = live, writer = writer, SqlErrorMT = SqlErrorMT, sql_error = sql_error, one_line = one_line }
