@@ -1,15 +1,16 @@
 -- Autogenerate: compare the model registry with the reflected database and write what differs as `op` calls.
 --
--- A call is data, { "create_index", name, table, columns, opts }, the same shape model.create_calls makes for the
--- kit helpers, so a generated file and a helper make the same op values. Every difference carries its upgrade
--- calls and the downgrade calls that undo them; the downgrade is the differences' downgrades in reverse order.
+-- Each difference is a list of op values (luamig.ops), the same values model.create_ops makes for the kit helpers,
+-- so a generated file and a helper run the same ops. A drop carries what it drops (o.reverse, from the models or
+-- the reflected database); the downgrade of every difference is ops.reverse of its ops, last first, and the
+-- downgrade of the whole is the differences' downgrades in reverse order. luamig.render writes the calls.
 -- Types and defaults are compared as each dialect writes them, normalised, so that spellings of one thing
 -- (VARCHAR/TEXT on SQLite, int4/integer and '[]'::jsonb on PostgreSQL) are not reported as changes.
 local model = require("luamig.model")
 local schema = require("luamig.schema")
-local types = require("luamig.types")
+local ops = require("luamig.ops")
 local reflect = require("luamig.reflect")
-local core = require("luamig.core")
+local render_op = require("luamig.render").op
 
 local format, concat, ipairs, type, tostring, sort, upper = string.format, table.concat, ipairs, type,
   tostring, table.sort, string.upper
@@ -69,29 +70,29 @@ end
 
 local function cols_key(list) return concat(list, ",") end
 
--- Calls ------------------------------------------------------------------------------------------------------
-
-local function named(name) return name and schema.f(name) or nil end
+-- Op values ------------------------------------------------------------------------------------------------
 
 local function col_spec(c)
   return { c.name, c.type, nullable = c.nullable, server_default = c.server_default, comment = c.comment,
     autoincrement = c.autoincrement }
 end
 
-local function index_call(ix, tname)
+local function index_op(ix, tname)
   local opts = {}
   if ix.unique then opts.unique = true end
   if ix.where then opts.where = schema.is_text(ix.where) and ix.where or schema.text(tostring(ix.where)) end
-  return { "create_index", named(ix.name), tname, ix.columns, next(opts) and opts or nil }
+  return ops.create_index(schema.f(ix.name), tname, ix.columns, opts)
 end
 
-local function fk_call(fk, tname)
-  local opts = {}
-  if fk.ondelete then opts.ondelete = fk.ondelete end
-  if fk.onupdate then opts.onupdate = fk.onupdate end
-  if fk.deferrable then opts.deferrable = true end
-  return { "create_foreign_key", named(fk.name), tname, fk.reftable, fk.columns, fk.refcolumns, next(opts) and opts or nil }
+-- (constraint op values are made here rather than by their constructors: a constraint the database named has no
+-- name on this side)
+local function fk_op(fk, tname)
+  return { op = "create_foreign_key", name = fk.name, table = tname, reftable = fk.reftable, columns = fk.columns,
+    refcolumns = fk.refcolumns, ondelete = fk.ondelete, onupdate = fk.onupdate, deferrable = fk.deferrable or nil }
 end
+
+-- dropping(o) -> the op that undoes o, carrying o (what a drop needs to be reversed)
+local function dropping(o) return ops.reverse(o) end
 
 -- Compare ----------------------------------------------------------------------------------------------------
 
@@ -141,20 +142,20 @@ local CONSTRAINTS = {
   foreignkey = { what = "foreign key", list = "foreign_keys", key = fk_key, same = same_fk,
     on = function(x, t) return format("%s(%s)", t, cols_key(x.columns)) end,
     to = function(x) return " -> " .. x.reftable end,
-    create = function(x, t) return fk_call(x, t) end },
+    create = fk_op },
   unique = { what = "unique constraint", list = "uniques", key = uq_key,
     same = function(a, b) return cols_key(a.columns) == cols_key(b.columns) end,
     on = function(x, t) return format("%s(%s)", t, cols_key(x.columns)) end,
-    create = function(x, t) return { "create_unique_constraint", named(x.name), t, x.columns } end },
+    create = function(x, t) return { op = "create_unique_constraint", name = x.name, table = t, columns = x.columns } end },
   check = { what = "check constraint", list = "checks", key = ck_key,
     same = function(a, b) return norm_sql(a.expr) == norm_sql(b.expr) end,
     on = function(_, t) return t end,
-    create = function(x, t) return { "create_check_constraint", named(x.name), t, x.expr } end },
+    create = function(x, t) return { op = "create_check_constraint", name = x.name, table = t, expr = x.expr } end },
 }
 
--- constraint_diffs(kind, from, to, t, dropping, add): a difference for each constraint of `from` that `to` lacks
--- (or has otherwise): dropped from the database when dropping, else created from the models
-local function constraint_diffs(kind, from, to, t, dropping, add)
+-- constraint_diffs(kind, from, to, t, drop, add): a difference for each constraint of `from` that `to` lacks (or
+-- has otherwise): dropped from the database when drop, else created from the models
+local function constraint_diffs(kind, from, to, t, drop, add)
   local c = CONSTRAINTS[kind]
   local other = by_key(to[c.list], c.key)
   -- a constraint without a name (left to the database) matches one of the same make whatever its name
@@ -173,14 +174,13 @@ local function constraint_diffs(kind, from, to, t, dropping, add)
     local y = other[c.key(x)]
     if not y then y = x.name and other_unnamed[shape(x)] or (not x.name and other_shape[shape(x)]) or nil end
     if not y or not c.same(y, x) then
-      local drop = { "drop_constraint", named(x.name) or "?", t, { type = kind } }
       local name = x.name or "(unnamed)"
-      if dropping then
-        add({ text = format("- %s %s on %s", c.what, name, c.on(x, t)), up = { drop }, down = { c.create(x, t) },
+      if drop then
+        add({ text = format("- %s %s on %s", c.what, name, c.on(x, t)), up = { dropping(c.create(x, t)) },
           unnamed = not x.name })
       else
         add({ text = format("+ %s %s on %s%s", c.what, name, c.on(x, t), c.to and c.to(x) or ""),
-          up = { c.create(x, t) }, down = { drop } })
+          up = { c.create(x, t) } })
       end
     end
   end
@@ -265,8 +265,7 @@ local function compare_table(d, m, r, out, same_default)
   for _, kind in ipairs({ "foreignkey", "unique", "check" }) do constraint_diffs(kind, r, m, t, true, add) end
   for _, ix in ipairs(r.indexes) do
     if not mix[ix.name] or not same_index(mix[ix.name], ix) then
-      add({ text = format("- index %s on %s(%s)", ix.name, t, cols_key(ix.columns)),
-        up = { { "drop_index", named(ix.name), t } }, down = { index_call(ix, t) } })
+      add({ text = format("- index %s on %s(%s)", ix.name, t, cols_key(ix.columns)), up = { dropping(index_op(ix, t)) } })
     end
   end
   -- columns
@@ -277,19 +276,16 @@ local function compare_table(d, m, r, out, same_default)
       for _, old in ipairs(r.columns) do
         if not mcols[old.name] and type_key(d, old.type) == type_key(d, c.type) then hint = old.name end
       end
-      add({ text = format("+ column %s.%s", t, c.name), rename_from = hint,
-        up = { { "add_column", t, col_spec(c) } }, down = { { "drop_column", t, c.name } } })
+      add({ text = format("+ column %s.%s", t, c.name), rename_from = hint, up = { ops.add_column(t, col_spec(c)) } })
     else
       local ch = changed_column(d, c, rc, same_default)
       if ch then
-        local up, down = {}, {}
-        if ch.type then up.type, up.existing_type, down.type, down.existing_type = c.type, rc.type, rc.type, c.type end
-        if ch.nullable then up.nullable, down.nullable = c.nullable, rc.nullable
-        else up.existing_nullable, down.existing_nullable = c.nullable, c.nullable end
+        local up = {}
+        if ch.type then up.type, up.existing_type = c.type, rc.type end
+        if ch.nullable then up.nullable = c.nullable else up.existing_nullable = c.nullable end
         if ch.default then
           up.server_default = c.server_default == nil and schema.NULL or c.server_default
-          down.server_default = rc.server_default == nil and schema.NULL or rc.server_default
-          up.existing_server_default, down.existing_server_default = rc.server_default, c.server_default
+          up.existing_server_default = rc.server_default
         end
         local what = {}
         if ch.type then what[#what + 1] = format("type %s -> %s", d:type_sql(rc.type), d:type_sql(c.type)) end
@@ -298,39 +294,37 @@ local function compare_table(d, m, r, out, same_default)
           what[#what + 1] = format("default %s -> %s", rc.server_default and d:default_sql(rc.server_default) or "none",
             c.server_default and d:default_sql(c.server_default) or "none")
         end
-        add({ text = format("~ column %s.%s: %s", t, c.name, concat(what, ", ")),
-          up = { { "alter_column", t, c.name, up } }, down = { { "alter_column", t, c.name, down } } })
+        add({ text = format("~ column %s.%s: %s", t, c.name, concat(what, ", ")), up = { ops.alter_column(t, c.name, up) } })
       end
     end
   end
   for _, c in ipairs(r.columns) do
     if not mcols[c.name] then
       drops_last[#drops_last + 1] = { text = format("- column %s.%s", t, c.name),
-        up = { { "drop_column", t, c.name } }, down = { { "add_column", t, col_spec(c) } } }
+        up = { dropping(ops.add_column(t, col_spec(c))) } }
     end
   end
   -- new constraints and indexes
   for _, ix in ipairs(m.indexes) do
     if not rix[ix.name] or not same_index(rix[ix.name], ix) then
-      add({ text = format("+ index %s on %s(%s)", ix.name, t, cols_key(ix.columns)),
-        up = { index_call(ix, t) }, down = { { "drop_index", named(ix.name), t } } })
+      add({ text = format("+ index %s on %s(%s)", ix.name, t, cols_key(ix.columns)), up = { index_op(ix, t) } })
     end
   end
   for _, kind in ipairs({ "unique", "check", "foreignkey" }) do constraint_diffs(kind, m, r, t, false, add) end
   for _, diff in ipairs(drops_last) do add(diff) end
   -- an Entity's updated_at trigger
   if (m.updated_at_trigger or false) ~= (r.updated_at_trigger or false) then
-    local make, drop = model.trigger_calls(t, d.name)
+    local make = model.trigger_ops(t, d.name)
     if m.updated_at_trigger then
-      add({ text = format("+ trigger %s", model.trigger_name(t)), up = make, down = drop })
+      add({ text = format("+ trigger %s", model.trigger_name(t)), up = make })
     else
-      add({ text = format("- trigger %s", model.trigger_name(t)), up = drop, down = make })
+      add({ text = format("- trigger %s", model.trigger_name(t)), up = model.reversed(make) })
     end
   end
 end
 
--- compare(metadata, reflected, d [, same_default [, include]]) -> list of differences { text, up = calls, down =
--- calls }. include(name, kind, reflected, compare_to) (env.lua's include_object) is asked about every table,
+-- compare(metadata, reflected, d [, same_default [, include]]) -> list of differences { text, up = op values, down
+-- = op values }. include(name, kind, reflected, compare_to) (env.lua's include_object) is asked about every table,
 -- column, index and constraint of both sides; false leaves it out.
 local function compare(metadata, reflected, d, same_default, include)
   local diffs = {}
@@ -352,7 +346,7 @@ local function compare(metadata, reflected, d, same_default, include)
   local new_tables = {}
   for _, m in ipairs(mtables) do if not rby[m.name] then new_tables[#new_tables + 1] = m end end
   for _, m in ipairs(dependency_order(new_tables)) do
-    diffs[#diffs + 1] = { text = "+ table " .. m.name, up = model.create_calls(m, d.name), down = model.drop_calls(m, d.name) }
+    diffs[#diffs + 1] = { text = "+ table " .. m.name, up = model.create_ops(m, d.name) }
   end
   local both = {}
   for _, m in ipairs(mtables) do if rby[m.name] then both[#both + 1] = m end end
@@ -367,112 +361,35 @@ local function compare(metadata, reflected, d, same_default, include)
   local ordered = dependency_order(gone)
   for i = #ordered, 1, -1 do
     local r = ordered[i]
-    diffs[#diffs + 1] = { text = "- table " .. r.name, up = model.drop_calls(r, d.name), down = model.create_calls(r, d.name) }
+    diffs[#diffs + 1] = { text = "- table " .. r.name, up = model.drop_ops(r, d.name) }
   end
+  -- every downgrade: what undoes the upgrade's ops
+  for _, diff in ipairs(diffs) do diff.down = model.reversed(diff.up) end
   return diffs
 end
 
 -- Render -----------------------------------------------------------------------------------------------------
 
-local render_value
-
-local function lua_string(s) return (format("%q", s):gsub("\\\n", "\\n")) end
-
-local COLUMN_KEYS = { "nullable", "server_default", "primary_key", "unique", "index", "references", "ondelete",
-  "onupdate", "comment", "autoincrement" }
-local OPTION_KEYS = { "type", "existing_type", "nullable", "existing_nullable", "server_default",
-  "existing_server_default", "new_column_name", "using", "unique", "where", "ondelete", "onupdate", "deferrable",
-  "name", "concurrently", "if_not_exists", "if_exists", "comment", "sqlite_autoincrement" }
-
-local function render_list(list)
-  local parts = {}
-  for i, v in ipairs(list) do parts[i] = render_value(v) end
-  return "{ " .. concat(parts, ", ") .. " }"
-end
-
-local function render_keys(v, keys, parts)
-  for _, k in ipairs(keys) do
-    if v[k] ~= nil then parts[#parts + 1] = k .. " = " .. render_value(v[k]) end
-  end
-  return parts
-end
-
-function render_value(v)
-  local tv = type(v)
-  if tv == "string" then return lua_string(v) end
-  if tv == "number" or tv == "boolean" or tv == "nil" then return tostring(v) end
-  if v == schema.NULL or v == core.NULL then return "op.NULL" end
-  if types.is_type(v) then return tostring(v) end
-  if schema.is_text(v) then return "op.text(" .. lua_string(v.sql) .. ")" end
-  local n, final = schema.name_of(v)
-  if final then return "op.f(" .. lua_string(n) .. ")" end
-  -- names inside create_table are final: the convention made them already, or the database has them
-  if v.item == "primary_key" or v.item == "unique" then
-    local parts = {}
-    for i, c in ipairs(v.columns) do parts[i] = lua_string(c) end
-    if v.name then parts[#parts + 1] = "name = op.f(" .. lua_string(v.name) .. ")" end
-    return "op." .. v.item .. " { " .. concat(parts, ", ") .. " }"
-  elseif v.item == "foreign_key" then
-    local opts = render_keys(v, { "ondelete", "onupdate", "deferrable" },
-      v.name and { "name = op.f(" .. lua_string(v.name) .. ")" } or {})
-    return format("op.foreign_key(%s, %s, %s%s)", render_list(v.columns), lua_string(v.reftable), render_list(v.refcolumns),
-      #opts > 0 and (", { " .. concat(opts, ", ") .. " }") or "")
-  elseif v.item == "check" then
-    return format("op.check(%s%s)", lua_string(v.expr), v.name and (", { name = op.f(" .. lua_string(v.name) .. ") }") or "")
-  end
-  if type(v[1]) == "string" and types.is_type(v[2]) then
-    local parts = { lua_string(v[1]), tostring(v[2]) }
-    return "{ " .. concat(render_keys(v, COLUMN_KEYS, parts), ", ") .. " }"
-  end
-  if #v > 0 then return render_list(v) end
-  local parts = render_keys(v, OPTION_KEYS, {})
-  if #parts == 0 then return "{}" end
-  return "{ " .. concat(parts, ", ") .. " }"
-end
-
--- render_call(call, indent) -> Lua source of one op call; create_table puts one item per line
-local function render_call(call, indent)
-  local name = call[1]
-  if name == "create_table" then
-    local lines = { format("%sop.create_table(%s, {", indent, lua_string(call[2])) }
-    for _, item in ipairs(call[3]) do lines[#lines + 1] = indent .. "  " .. render_value(item) .. "," end
-    lines[#lines + 1] = indent .. (call[4] and ("}, " .. render_value(call[4]) .. ")") or "})")
-    return concat(lines, "\n")
-  end
-  local args = {}
-  local last = 1
-  for i = 2, #call + 1 do if call[i] ~= nil then last = i end end
-  for i = 2, last do args[#args + 1] = render_value(call[i]) end
-  return indent .. "op." .. name .. "(" .. concat(args, ", ") .. ")"
-end
+local lua_string = require("luamig.render").lua_string
 
 -- render(diffs) -> upgrade body, downgrade body (indented Lua lines)
 local function render(diffs)
   local up, down = {}, {}
   for _, diff in ipairs(diffs) do
     if diff.rename_from then
+      local o = diff.up[1]
+      local tbl, new = o.table, o.column.name
       up[#up + 1] = format("  -- a rename? if %s.%s was renamed to %s, use op.alter_column(%s, %s, { new_column_name = %s })"
-        .. " instead of dropping %s and adding %s", diff.up[1][2], diff.rename_from, diff.up[1][3][1], lua_string(diff.up[1][2]),
-        lua_string(diff.rename_from), lua_string(diff.up[1][3][1]), diff.rename_from, diff.up[1][3][1])
+        .. " instead of dropping %s and adding %s", tbl, diff.rename_from, new, lua_string(tbl),
+        lua_string(diff.rename_from), lua_string(new), diff.rename_from, new)
     end
     if diff.unnamed then up[#up + 1] = "  -- the database has no name for this constraint: name it here before running" end
-    for _, c in ipairs(diff.up) do up[#up + 1] = render_call(c, "  ") end
+    for _, o in ipairs(diff.up) do up[#up + 1] = render_op(o, "  ") end
   end
   for i = #diffs, 1, -1 do
-    for _, c in ipairs(diffs[i].down) do down[#down + 1] = render_call(c, "  ") end
+    for _, o in ipairs(diffs[i].down) do down[#down + 1] = render_op(o, "  ") end
   end
   return concat(up, "\n"), concat(down, "\n")
-end
-
--- calls_of(diffs, direction) -> the calls of the upgrade or of the downgrade, in order
-local function calls_of(diffs, direction)
-  local out = {}
-  if direction == "upgrade" then
-    for _, diff in ipairs(diffs) do for _, c in ipairs(diff.up) do out[#out + 1] = c end end
-  else
-    for i = #diffs, 1, -1 do for _, c in ipairs(diffs[i].down) do out[#out + 1] = c end end
-  end
-  return out
 end
 
 -- reflect_and_compare(conn, d, metadata, opts) -> diffs, or nil, message. opts: version_table, include
@@ -492,5 +409,5 @@ local function reflect_and_compare(conn, d, metadata, opts)
   return diffs
 end
 
-return { compare = compare, render = render, render_call = render_call, render_value = render_value,
-  calls_of = calls_of, reflect_and_compare = reflect_and_compare, norm_sql = norm_sql, type_key = type_key }
+return { compare = compare, render = render, reflect_and_compare = reflect_and_compare, norm_sql = norm_sql,
+  type_key = type_key }

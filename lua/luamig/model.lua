@@ -1,8 +1,9 @@
 -- Model definitions: Entity (the seed framework's base: id, created_at, updated_at, tags appended), Table (exactly
 -- the given columns) and MetaData registries. In models `nullable` defaults to false.
--- create_calls / drop_calls turn a table definition into the `op` calls that create or drop it, with every name
--- and every nullability written out: the same calls helpers make and autogenerate renders.
+-- create_ops / drop_ops turn a table definition into the op values that create or drop it, with every name and
+-- every nullability written out: the same op values helpers run and autogenerate compares and renders.
 local schema = require("luamig.schema")
+local ops = require("luamig.ops")
 local types = require("luamig.types")
 
 local format, ipairs, type, error, setmetatable = string.format, ipairs, type, error, setmetatable
@@ -69,21 +70,23 @@ local function trigger_sql(tbl, dialect_name)
   return d:updated_at_trigger_sql(tbl, trigger_name(tbl))
 end
 
--- trigger_calls(tbl, dialect_name) -> the execute calls that create the trigger, and those that drop it
-local function trigger_calls(tbl, dialect_name)
+-- trigger_ops(tbl, dialect_name) -> the execute ops that create the trigger, each knowing the one that undoes it
+local function trigger_ops(tbl, dialect_name)
   local make, drop = trigger_sql(tbl, dialect_name)
-  local up, down = {}, {}
-  for i, sql in ipairs(make) do up[i] = { "execute", sql } end
-  for i, sql in ipairs(drop) do down[i] = { "execute", sql } end
-  return up, down
+  local up = {}
+  for i, sql in ipairs(make) do
+    up[i] = ops.execute(sql)
+    up[i].reverse = ops.execute(drop[#drop - i + 1])
+  end
+  return up
 end
 
 -- a name the naming convention leaves alone (nil stays nil: a constraint the database has no name for)
 local function final(name) return name and schema.f(name) or nil end
 
--- create_calls(model, dialect_name) -> { { "create_table", name, items }, { "create_index", name, table, cols, opts },
--- ... }; with a dialect, an Entity's updated_at trigger too
-local function create_calls(m, dialect_name)
+-- create_ops(model, dialect_name) -> the op values that create the table of a model (or a table definition): the
+-- table with its columns and constraints, its indexes, and with a dialect an Entity's updated_at trigger
+local function create_ops(m, dialect_name)
   local def = def_of(m)
   local items = {}
   for _, c in ipairs(def.columns) do
@@ -103,46 +106,47 @@ local function create_calls(m, dialect_name)
   for _, ck in ipairs(def.checks) do
     items[#items + 1] = schema.check(ck.expr, { name = final(ck.name) })
   end
-  local calls = { { "create_table", def.name, items, def.sqlite_autoincrement and { sqlite_autoincrement = true } or nil } }
+  -- (names the definition has are final; one it lacks stays unnamed here, and the op that runs it names it)
+  local list = { ops.create_table(def.name, items, { naming_convention = false,
+    sqlite_autoincrement = def.sqlite_autoincrement }) }
   for _, ix in ipairs(def.indexes) do
     local opts
     if ix.unique or ix.where then
       opts = { unique = ix.unique or nil, where = ix.where and (schema.is_text(ix.where) and ix.where or schema.text(ix.where)) }
     end
-    calls[#calls + 1] = { "create_index", final(ix.name), def.name, ix.columns, opts }
+    list[#list + 1] = ops.create_index(final(ix.name), def.name, ix.columns, opts)
   end
   if def.updated_at_trigger and dialect_name then
-    for _, c in ipairs((trigger_calls(def.name, dialect_name))) do calls[#calls + 1] = c end
+    for _, o in ipairs(trigger_ops(def.name, dialect_name)) do list[#list + 1] = o end
   end
-  return calls
+  return list
 end
 
--- drop_calls(model, dialect_name) -> the inverse of create_calls: the trigger, indexes, then the table
-local function drop_calls(m, dialect_name)
-  local def = def_of(m)
-  local calls = {}
-  if def.updated_at_trigger and dialect_name then
-    local _, down = trigger_calls(def.name, dialect_name)
-    for _, c in ipairs(down) do calls[#calls + 1] = c end
+-- reversed(list) -> the ops that undo a list of ops: ops.reverse of each, last first
+local function reversed(list)
+  local out = {}
+  for i = #list, 1, -1 do
+    local r = ops.reverse(list[i])
+    if not r then error(format("%s cannot be reversed", ops.label(list[i])), 0) end
+    out[#out + 1] = r
   end
-  for i = #def.indexes, 1, -1 do
-    calls[#calls + 1] = { "drop_index", final(def.indexes[i].name), def.name }
-  end
-  calls[#calls + 1] = { "drop_table", def.name }
-  return calls
+  return out
 end
 
--- apply_calls(op, calls): makes each call on op
-local function apply_calls(op, calls)
-  for _, c in ipairs(calls) do
-    op[c[1]](table.unpack(c, 2))
-  end
+-- drop_ops(model, dialect_name) -> the ops that undo create_ops: the trigger, the indexes, then the table
+local function drop_ops(m, dialect_name) return reversed(create_ops(m, dialect_name)) end
+
+-- run_ops(op, list): runs each op value through a migration's op
+local function run_ops(op, list)
+  for _, o in ipairs(list) do op.apply(o) end
 end
 
 return {
   MetaData = MetaData, metadata = metadata, Entity = Entity, Table = Table,
   primary_key = schema.primary_key, unique = schema.unique, foreign_key = schema.foreign_key, check = schema.check,
   index = schema.index, text = schema.text, f = schema.f,
-  create_calls = create_calls, drop_calls = drop_calls, apply_calls = apply_calls, trigger_name = trigger_name,
-  trigger_calls = trigger_calls,
+  create_ops = create_ops, drop_ops = drop_ops, run_ops = run_ops, reversed = reversed, trigger_name = trigger_name,
+  trigger_ops = trigger_ops,
+  -- the names of 0.x, kept for helpers written against them: apply_calls(op, create_calls(m, op.dialect))
+  create_calls = create_ops, drop_calls = drop_ops, apply_calls = run_ops,
 }

@@ -100,6 +100,18 @@ local function new(ctx)
     fn(batch)
     return ctx.run(ops.batch_alter_table(tbl, list, opts))
   end
+  ---Runs an op value: what luamig.ops builds, luamig.model.create_ops gives and autogenerate compares. Constraints
+  ---of a create_table that have no name get one from the project's naming convention, as op.create_table gives.
+  ---@param o luamig.OpValue
+  op.apply = function(o)
+    if type(o) ~= "table" or type(o.op) ~= "string" or not ops[o.op] then
+      error("op.apply takes an op value ({ op = \"create_table\", ... })", 0)
+    end
+    local v = {}
+    for k, x in pairs(o) do if k ~= "reverse" then v[k] = x end end
+    if v.op == "create_table" then v.table = schema.name_unnamed(v.table, ctx.naming_convention) end
+    return ctx.run(v)
+  end
   ---Runs fn's statements outside a transaction (CREATE INDEX CONCURRENTLY, VACUUM).
   ---@param fn fun()
   op.autocommit_block = function(fn)

@@ -3,7 +3,7 @@
 local schema = require("luamig.schema")
 local types = require("luamig.types")
 
-local type, error, format, ipairs = type, error, string.format, ipairs
+local type, error, format, ipairs, pairs = type, error, string.format, ipairs, pairs
 
 local function need_name(v, what)
   local n = schema.name_of(v)
@@ -299,20 +299,59 @@ function M.label(o)
   return what and format("%s('%s', '%s')", o.op, o.table, what) or format("%s('%s')", o.op, o.table)
 end
 
--- reverse(o) -> the op that undoes o, or nil when o cannot be reversed from its own data.
-function M.reverse(o)
+-- reverse(o) -> the op that undoes o, or nil when o cannot be reversed from its own data. An op may carry the op
+-- that undoes it as o.reverse (the reflected facts a drop needs: the table, column, index or constraint it drops);
+-- the op reverse returns carries o the same way, so that reversing twice gives o back.
+local CONSTRAINT_TYPE = { create_unique_constraint = "unique", create_foreign_key = "foreignkey",
+  create_check_constraint = "check", create_primary_key = "primary" }
+
+local function undo_of(o)
   local k = o.op
-  if k == "create_table" then return { op = "drop_table", name = o.table.name, if_exists = false } end
-  if k == "rename_table" then return { op = "rename_table", old = o.new, new = o.old } end
-  if k == "add_column" then return { op = "drop_column", table = o.table, column = o.column.name } end
-  if k == "create_index" then return { op = "drop_index", name = o.name, table = o.table, if_exists = false } end
-  if k == "create_enum" then return { op = "drop_enum", name = o.name, if_exists = false } end
-  local constraint_type = { create_unique_constraint = "unique", create_foreign_key = "foreignkey",
-    create_check_constraint = "check", create_primary_key = "primary" }
-  if constraint_type[k] then
-    return { op = "drop_constraint", name = o.name, table = o.table, type = constraint_type[k] }
+  if k == "create_table" then return M.drop_table(o.table.name) end
+  if k == "rename_table" then return M.rename_table(o.new, o.old) end
+  if k == "add_column" then return M.drop_column(o.table, o.column.name) end
+  if k == "create_index" then return M.drop_index(o.name, o.table) end
+  if k == "create_enum" then return M.drop_enum(o.name) end
+  if CONSTRAINT_TYPE[k] then
+    -- (a constraint the database named has no name here: "?" until the user writes it)
+    return { op = "drop_constraint", name = o.name, table = o.table, type = CONSTRAINT_TYPE[k] }
+  end
+  if k == "alter_column" then
+    local ch, back = o.changes, {}
+    for key in pairs(ch) do
+      if key ~= "type" and key ~= "existing_type" and key ~= "nullable" and key ~= "existing_nullable"
+        and key ~= "server_default" and key ~= "existing_server_default" and key ~= "new_column_name" then
+        return nil
+      end
+    end
+    if ch.type ~= nil then
+      if ch.existing_type == nil then return nil end
+      back.type, back.existing_type = ch.existing_type, ch.type
+    end
+    if ch.nullable ~= nil then back.nullable = not ch.nullable
+    elseif ch.existing_nullable ~= nil then back.existing_nullable = ch.existing_nullable end
+    if ch.server_default ~= nil then
+      back.server_default = ch.existing_server_default == nil and schema.NULL or ch.existing_server_default
+      back.existing_server_default = ch.server_default ~= schema.NULL and ch.server_default or nil
+    end
+    local column = o.column
+    if ch.new_column_name then column, back.new_column_name = ch.new_column_name, o.column end
+    return { op = "alter_column", table = o.table, column = column, changes = back }
   end
   return nil
+end
+
+function M.reverse(o)
+  local r
+  if o.reverse then
+    r = {}
+    for k, v in pairs(o.reverse) do r[k] = v end
+  else
+    r = undo_of(o)
+    if not r then return nil end
+  end
+  r.reverse = o
+  return r
 end
 
 return M

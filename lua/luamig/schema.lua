@@ -180,6 +180,36 @@ end
 
 -- table_def(name, items, opts) -> { name, columns, primary_key, uniques, foreign_keys, checks, indexes, comment }
 -- opts: nullable_default (op: true, models: false), naming_convention, comment, where (for messages).
+-- name_unnamed(def, convention) -> def, or a copy of it whose primary key, foreign keys and unique constraints
+-- without a name have the one the convention gives (nil: the default; false: none), as table_def names them
+local function name_unnamed(def, nc)
+  local pk = def.primary_key
+  local todo = pk and not pk.name
+  for _, fk in ipairs(def.foreign_keys) do todo = todo or not fk.name end
+  for _, u in ipairs(def.uniques) do todo = todo or not u.name end
+  if not todo or nc == false then return def end
+  local copy = {}
+  for k, v in pairs(def) do copy[k] = v end
+  local t = def.name
+  if pk and not pk.name then
+    copy.primary_key = { name = conv_name(nc, "pk", { table = t, columns = pk.columns }), columns = pk.columns }
+  end
+  copy.foreign_keys, copy.uniques = {}, {}
+  for i, fk in ipairs(def.foreign_keys) do
+    local f = fk
+    if not fk.name then
+      f = {}
+      for k, v in pairs(fk) do f[k] = v end
+      f.name = conv_name(nc, "fk", { table = t, columns = fk.columns, reftable = fk.reftable })
+    end
+    copy.foreign_keys[i] = f
+  end
+  for i, u in ipairs(def.uniques) do
+    copy.uniques[i] = u.name and u or { name = conv_name(nc, "uq", { table = t, columns = u.columns }), columns = u.columns }
+  end
+  return copy
+end
+
 local function table_def(name, items, opts)
   opts = opts or {}
   local where = opts.where or ("table '" .. tostring(name) .. "'")
@@ -267,7 +297,7 @@ local function table_def(name, items, opts)
 end
 
 return {
-  text = text, is_text = is_text, f = f, name_of = name_of, NULL = NULL, values_of = values_of,
+  text = text, is_text = is_text, f = f, name_of = name_of, NULL = NULL, values_of = values_of, name_unnamed = name_unnamed,
   primary_key = primary_key, unique = unique, foreign_key = foreign_key, check = check, index = index,
   column = column, table_def = table_def, conv_name = conv_name, DEFAULT_CONVENTION = DEFAULT_CONVENTION,
 }

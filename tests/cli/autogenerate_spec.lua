@@ -143,8 +143,11 @@ model.Entity("posts", { { "title", t.string(80) } }, { updated_at_trigger = true
       local url, db = T.fresh(dir)
       local r = S.run(T.url_arg(url) .. "revision --autogenerate -m kit --rev-id k1", { cwd = dir })
       assert.equal(0, r.code, r.err)
-      local code, out = S.sh(string.format("cd %s && LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s", S.q(dir),
-        S.q(S.root .. "/lua/?.lua;" .. S.root .. "/lua/?/init.lua;;"), S.q(S.root .. "/build/lib/?.so;;"),
+      -- the luamig.core of this build (under --sanitize an instrumented one, which needs the sanitizer runtimes first)
+      local preload = os.getenv("LD_PRELOAD") and string.format("LD_PRELOAD=%s ASAN_OPTIONS=%s ",
+        S.q(os.getenv("LD_PRELOAD")), S.q(os.getenv("ASAN_OPTIONS") or "")) or ""
+      local code, out = S.sh(string.format("cd %s && %sLUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s", S.q(dir), preload,
+        S.q(S.root .. "/lua/?.lua;" .. S.root .. "/lua/?/init.lua;;"), S.q((os.getenv("LUAMIG_BUILD_DIR") or (S.root .. "/build")) .. "/lib/?.so;;"),
         S.q(S.root .. "/tests/tools/compare_kit.lua"), S.q(T.name == "sqlite" and "sqlite" or "postgresql")))
       assert.equal(0, code, out)
       assert.matches("^same %d+ ops up, %d+ ops down\n$", out)

@@ -106,9 +106,32 @@ describe("#unit sqlite dialect", function()
     assert.same({ "a", "b", "c" }, cols)
   end)
 
-  it("knows the reverse of reversible ops", function()
-    assert.same({ op = "drop_table", name = "t", if_exists = false }, ops.reverse(ops.create_table("t", { { "a", t.text } })))
-    assert.same({ op = "drop_column", table = "t", column = "a" }, ops.reverse(ops.add_column("t", { "a", t.text })))
-    assert.same({ op = "rename_table", old = "b", new = "a" }, ops.reverse(ops.rename_table("a", "b")))
+  it("knows the reverse of reversible ops, each carrying the op it undoes", function()
+    local function undo(o)
+      local r = ops.reverse(o)
+      assert.equal(o, r.reverse)
+      r.reverse = nil
+      return r
+    end
+    assert.same({ op = "drop_table", name = "t", if_exists = false }, undo(ops.create_table("t", { { "a", t.text } })))
+    assert.same({ op = "drop_column", table = "t", column = "a" }, undo(ops.add_column("t", { "a", t.text })))
+    assert.same({ op = "rename_table", old = "b", new = "a" }, undo(ops.rename_table("a", "b")))
+    assert.same({ op = "drop_index", name = "ix", table = "t", if_exists = false, concurrently = false },
+      undo(ops.create_index("ix", "t", { "a" })))
+  end)
+
+  it("reverses a reverse to the op itself, and a drop to what it carries", function()
+    local create = ops.create_table("t", { { "a", t.text } })
+    local back = ops.reverse(ops.reverse(create))
+    back.reverse = nil
+    assert.same(create, back)
+    -- alter_column: the existing_* values are what it goes back to
+    local r = ops.reverse(ops.alter_column("t", "a", { type = t.integer, existing_type = t.text, nullable = false,
+      server_default = "1", existing_server_default = "0" }))
+    assert.same({ type = t.text, existing_type = t.integer, nullable = true, server_default = "0",
+      existing_server_default = "1" }, r.changes)
+    -- a type change without its existing type cannot be undone
+    assert.is_nil(ops.reverse(ops.alter_column("t", "a", { type = t.integer })))
+    assert.is_nil(ops.reverse(ops.execute("UPDATE t SET a = 1")))
   end)
 end)

@@ -6,8 +6,8 @@ local models = require("app.models")
 local M = {}
 
 for name, m in pairs({ users = models.User, orders = models.Order }) do
-  M["create_" .. name .. "_table"] = function(op) model.apply_calls(op, model.create_calls(m, op.dialect)) end
-  M["drop_" .. name .. "_table"] = function(op) model.apply_calls(op, model.drop_calls(m, op.dialect)) end
+  M["create_" .. name .. "_table"] = function(op) model.run_ops(op, model.create_ops(m, op.dialect)) end
+  M["drop_" .. name .. "_table"] = function(op) model.run_ops(op, model.drop_ops(m, op.dialect)) end
 end
 
 -- seed_admin(op): data as well as schema
