@@ -2,12 +2,12 @@
 -- returns and turns it into a revision record for the revision graph. Messages name the file (and line).
 local core = require("luamig.core")
 local path = require("luamig.path")
+local cache = require("luamig.script_cache")
 
 local type, ipairs, pairs, format, setmetatable, getmetatable, pcall, load = type, ipairs, pairs, string.format,
   setmetatable, getmetatable, pcall, load
 local collectgarbage, rawget, rawset = collectgarbage, rawget, rawset
 local sort, gsub, find, tostring, byte, sub = table.sort, string.gsub, string.find, tostring, string.byte, string.sub
-local pack, unpack, dump = string.pack, string.unpack, string.dump
 
 -- A file's environment reads the standard globals but writes into its own table, so nothing leaks between files.
 local SANDBOX_MT = { __index = _G }
@@ -38,8 +38,14 @@ end
 
 local EMPTY = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 
-local function string_list(v, what, shown)
+-- string_list(v, what, shown, cached) -> v as a list of strings (a copy), or nil, message. cached: v is a list the
+-- revision cache wrote (false for an empty one) from strings this check passed before, used as it is.
+local function string_list(v, what, shown, cached)
   if v == nil then return EMPTY end
+  if cached then
+    if v == false then return EMPTY end
+    if type(v) == "table" then return v end
+  end
   if type(v) == "string" then return { v } end
   if type(v) ~= "table" then return nil, format("%s: %s must be nil, a string or a list of strings", shown, what) end
   local out = {}
@@ -48,6 +54,57 @@ local function string_list(v, what, shown)
     out[i] = s
   end
   return out
+end
+
+-- fields(rev, downs, labels, deps, tx, shown, cached) -> revision, down_revisions, branch_labels, depends_on; or nil,
+-- message: the one check of a file's revision fields, whether they come from running it, from a scan of its text or
+-- from the revision cache. cached: they come from the cache, which holds only fields this check passed (behind a
+-- digest of its bytes): their shape is checked, the characters of the id were checked when the cache was written.
+local function fields(rev, downs, labels, deps, tx, shown, cached)
+  if type(rev) ~= "string" or rev == "" then
+    return nil, format("%s: 'revision' must be a non-empty string", shown)
+  end
+  if not cached and find(rev, ILLEGAL) then
+    return nil, format("%s: revision id '%s' contains one of the illegal characters @ - + : or white space", shown, rev)
+  end
+  if #rev > 32 then return nil, format("%s: revision id '%s' is longer than 32 characters", shown, rev) end
+  local d, e1 = string_list(downs, "down_revision", shown, cached)
+  if not d then return nil, e1 end
+  local l, e2 = string_list(labels, "branch_labels", shown, cached)
+  if not l then return nil, e2 end
+  local p, e3 = string_list(deps, "depends_on", shown, cached)
+  if not p then return nil, e3 end
+  if tx ~= nil and type(tx) ~= "boolean" then return nil, format("%s: 'transactional' must be true or false", shown) end
+  return rev, d, l, p
+end
+
+-- make_record(...) -> a revision record: the one constructor of the load, scan and cache paths. A loaded record
+-- (module given) has everything; one made from a scan or the cache computes module and checksum, and one from the
+-- cache (place: its directory's paths) also path and shown, when first read (LazyMT). Every field is named in the
+-- table constructor, the graph's too, so that the record is allocated at its full size once; no field is nil there
+-- (a nil field still takes a slot).
+local function make_record(rev, downs, labels, deps, tx, message, abs, shown, chunkname, sum, module, place, name, sig)
+  if module then
+    return {
+      revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps, transactional = tx ~= false,
+      message = message, path = abs, shown = shown, chunkname = chunkname, checksum = sum, module = module,
+      index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
+    }
+  end
+  if place then
+    return {
+      revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps, transactional = tx ~= false,
+      message = message,
+      index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
+      cache_dir = place, cache_name = name, sig = sig,
+    }
+  end
+  return {
+    revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps, transactional = tx ~= false,
+    message = message, path = abs, shown = shown,
+    index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
+    cache_dir = false, cache_name = false, sig = false,
+  }
 end
 
 -- run_chunk(src, shown, env) -> the chunk's first result, or nil, message naming file and line.
@@ -71,34 +128,14 @@ local function record_from(abs, shown, chunkname, fn, sum, first_line)
   if type(m) ~= "table" then
     return nil, format("%s: a migration file must return a table (got %s)", shown, type(m))
   end
-  local rev = m.revision
-  if type(rev) ~= "string" or rev == "" then
-    return nil, format("%s: 'revision' must be a non-empty string", shown)
-  end
-  if find(rev, ILLEGAL) then
-    return nil, format("%s: revision id '%s' contains one of the illegal characters @ - + : or white space", shown, rev)
-  end
-  if #rev > 32 then return nil, format("%s: revision id '%s' is longer than 32 characters", shown, rev) end
-  local downs, e1 = string_list(m.down_revision, "down_revision", shown)
-  if not downs then return nil, e1 end
-  local labels, e2 = string_list(m.branch_labels, "branch_labels", shown)
-  if not labels then return nil, e2 end
-  local deps, e3 = string_list(m.depends_on, "depends_on", shown)
-  if not deps then return nil, e3 end
-  if m.transactional ~= nil and type(m.transactional) ~= "boolean" then
-    return nil, format("%s: 'transactional' must be true or false", shown)
-  end
+  local rev, downs, labels, deps = fields(m.revision, m.down_revision, m.branch_labels, m.depends_on, m.transactional,
+    shown)
+  if not rev then return nil, downs end
   if type(m.upgrade) ~= "function" then return nil, format("%s: 'upgrade' must be a function", shown) end
   if type(m.downgrade) ~= "function" then return nil, format("%s: 'downgrade' must be a function", shown) end
   local message = first_line
   if message == "" and type(m.message) == "string" then message = m.message end
-  return {
-    revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps,
-    transactional = m.transactional ~= false, message = message, path = abs, shown = shown, chunkname = chunkname,
-    checksum = sum, module = m,
-    -- filled in by the revision graph; declared here so the record is allocated at its full size once
-    index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
-  }
+  return make_record(rev, downs, labels, deps, m.transactional, message, abs, shown, chunkname, sum, m)
 end
 
 -- compile(abs) -> fn, checksum, first-line message, shown, chunkname; or nil, message
@@ -165,96 +202,17 @@ local function same_list(a, b)
   return true
 end
 
--- The code cache ---------------------------------------------------------------------------------------------
---
--- Compiling and hashing 500 files costs a run more than its own SQL does. Each versions directory keeps what that
--- work produced in `.luamig-code`: per file, the signature the revision cache keys on, the checksum, the first-line
--- message, the chunk name, the compiled chunk (with its debug information, so errors still name file and line) and
--- the SHA-256 of that chunk: Lua does not verify bytecode, so a chunk whose bytes are not what was written (a
--- truncated or damaged file) is never loaded; the source is compiled instead.
--- An entry is used only while the file's signature and chunk name are what they were; Runner:prepare writes the
--- file again (save_code) when it compiled something, keeping only the entries of files still there unchanged.
-
-local CODE, CODE_HEAD = ".luamig-code", "luamig code cache 3, luamig " .. core.version .. ", " .. _VERSION .. "\n"
-local CODE_ENTRY = "<s4s4s4s4s4s4s4"
-local code_dirs = {} -- dir -> { entries = { [name] = { sig, checksum, message, chunkname, bytecode } }, dirty }
-local live_files = {} -- dir -> { names, signatures } of its migration files as the last scan found them
-
--- write_atomic(target, data) -> true, or nil: writes beside target and renames, so a reader sees the old file or
--- the new one; where the directory is read-only, luamig goes on without it
-local function write_atomic(target, data)
-  local tmp = format("%s.%d", target, core.getpid())
-  local f = io.open(tmp, "wb")
-  if not f then return nil end
-  local ok = f:write(data)
-  ok = f:close() and ok
-  if ok and os.rename(tmp, target) then return true end
-  os.remove(tmp)
-  return nil
-end
-
-local function code_of(dir)
-  local c = code_dirs[dir]
-  if c then return c end
-  c = { entries = {}, dirty = false }
-  code_dirs[dir] = c
-  local data = core.read_source(path.join(dir, CODE))
-  if data and sub(data, 1, #CODE_HEAD) == CODE_HEAD then
-    local entries, pos, n = c.entries, #CODE_HEAD + 1, #data
-    local ok = pcall(function()
-      while pos <= n do
-        local name, sig, sum, first, chunkname, code, digest
-        name, sig, sum, first, chunkname, code, digest, pos = unpack(CODE_ENTRY, data, pos)
-        entries[name] = { sig, sum, first, chunkname, code, digest }
-      end
-    end)
-    if not ok then c.entries = {} end
-  end
-  return c
-end
-
 -- compiled(r) -> fn, checksum, first-line message, shown, chunkname; or nil, message: a scanned revision's chunk,
 -- from the code cache when its entry is current
 local function compiled(r)
   local at, name, sig = rawget(r, "cache_dir"), rawget(r, "cache_name"), rawget(r, "sig")
   if not at or not sig or sig == "" then return compile(r.path) end
-  local dir = at.dir
-  local c = code_of(dir)
-  local e, chunkname = c.entries[name], "@" .. r.shown
-  if e and e[1] == sig and e[4] == chunkname and core.sha256(e[5]) == e[6] then
-    local fn = load(e[5], chunkname, "b", sandbox())
-    if fn then return fn, e[2], e[3], r.shown, chunkname end
-  end
+  local chunkname = "@" .. r.shown
+  local cfn, csum, cfirst = cache.cached_code(at.dir, name, sig, chunkname, sandbox())
+  if cfn then return cfn, csum, cfirst, r.shown, chunkname end
   local fn, sum, first, shown, cn = compile(r.path)
-  if fn then
-    local code = dump(fn)
-    c.entries[name] = { sig, sum, first, cn, code, core.sha256(code) }
-    c.dirty = true
-  end
+  if fn then cache.put_code(at.dir, name, sig, sum, first, cn, fn) end
   return fn, sum, first, shown, cn
-end
-
--- save_code(): writes the code cache of each directory where something was compiled, and forgets what was read
-local function save_code()
-  for dir, c in pairs(code_dirs) do
-    local listed = live_files[dir]
-    if c.dirty and listed then
-      local live = {}
-      for i, name in ipairs(listed[1]) do live[name] = listed[2][i] end
-      local names = {}
-      for name, e in pairs(c.entries) do
-        if live[name] == e[1] then names[#names + 1] = name end
-      end
-      sort(names)
-      local out = { CODE_HEAD }
-      for i, name in ipairs(names) do
-        local e = c.entries[name]
-        out[i + 1] = pack(CODE_ENTRY, name, e[1], e[2], e[3], e[4], e[5], e[6])
-      end
-      write_atomic(path.join(dir, CODE), table.concat(out))
-    end
-  end
-  code_dirs = {}
 end
 
 -- materialize(r) -> true, or nil, message: compiles and runs a scanned revision's file, checks that it declares
@@ -306,98 +264,14 @@ local function scan_file(abs)
   local f = scan(src)
   if not f then return load_file(abs) end
   local shown = path.display(abs)
-  local rev = f.revision
-  if type(rev) ~= "string" or rev == "" or find(rev, ILLEGAL) or #rev > 32 then return load_file(abs) end
-  local downs = string_list(f.down_revision, "down_revision", shown)
-  local labels = string_list(f.branch_labels, "branch_labels", shown)
-  local deps = string_list(f.depends_on, "depends_on", shown)
-  if not (downs and labels and deps) or (f.transactional ~= nil and type(f.transactional) ~= "boolean") then
-    return load_file(abs)
-  end
-  return setmetatable({
-    revision = rev, down_revisions = downs, branch_labels = labels, depends_on = deps,
-    transactional = f.transactional ~= false, message = f.message, path = abs, shown = shown,
-    index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
-    cache_dir = false, cache_name = false, sig = false,
-  }, LazyMT)
+  -- fields a scan cannot vouch for: the file is loaded in full, which says what is wrong
+  local rev, downs, labels, deps = fields(f.revision, f.down_revision, f.branch_labels, f.depends_on, f.transactional,
+    shown)
+  if not rev then return load_file(abs) end
+  return setmetatable(make_record(rev, downs, labels, deps, f.transactional, f.message, abs, shown), LazyMT)
 end
 
--- The revision cache -----------------------------------------------------------------------------------------
---
--- Reading 500 small files costs more than everything else `luamig current` does. Each versions directory keeps
--- what the scan found in `.luamig-cache` (a Lua chunk returning one column per field, one entry per file, run in an
--- empty environment), keyed by each file's signature from core.listdir (size, inode, mtime, ctime, device, mode):
--- an edit or a copy changes the ctime, so a stale entry is never used. The cache is rewritten when an entry
--- changed; where the directory is read-only, luamig goes on without it.
-
-local CACHE, CACHE_HEAD = ".luamig-cache", "luamig revision cache 6, luamig " .. core.version .. ", " .. _VERSION .. "\n"
-
--- The cache is stored compiled (Lua bytecode: loading it costs a copy, not a parse) after a header naming the luamig
--- and Lua versions that wrote it and the chunk's SHA-256; any other header, a chunk that does not match its digest
--- or does not load, is ignored.
-local COLUMNS = { "names", "sigs", "revs", "downs", "labels", "deps", "tx", "msgs" }
-
--- read_cache(dir) -> the cache's columns (each a list, one entry per file, in the order of the file names), or {}
-local function read_cache(dir)
-  local src = core.read_source(path.join(dir, CACHE))
-  if not src or sub(src, 1, #CACHE_HEAD) ~= CACHE_HEAD then return {} end
-  -- the header is followed by the SHA-256 of the chunk (64 characters): damaged bytecode is never loaded
-  local digest, chunk = sub(src, #CACHE_HEAD + 1, #CACHE_HEAD + 64), sub(src, #CACHE_HEAD + 65)
-  if core.sha256(chunk) ~= digest then return {} end
-  local fn = load(chunk, "=" .. CACHE, "b", {})
-  if not fn then return {} end
-  local ok, t = pcall(fn)
-  if not ok or type(t) ~= "table" then return {} end
-  local n = type(t.names) == "table" and #t.names or -1
-  for _, col in ipairs(COLUMNS) do
-    if type(t[col]) ~= "table" or #t[col] ~= n then
-      return {}
-    end
-  end
-  return t
-end
-
--- a list as the cache keeps it: false when empty (read back as the shared EMPTY), else the list itself
-local function pack_list(list)
-  if not list or #list == 0 then return "false" end
-  local parts = {}
-  for i, v in ipairs(list) do parts[i] = format("%q", v) end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-
--- write_cache(dir, files, sigs, recs): one column per field, one entry per file (false where a file's fields
--- cannot be cached: it is loaded in full each time)
-local function write_cache(dir, files, sigs, recs)
-  local cols = {}
-  for k, col in ipairs(COLUMNS) do cols[k] = { col, "={" } end
-  local function add(k, text)
-    local c = cols[k]
-    c[#c + 1] = text
-    c[#c + 1] = ","
-  end
-  for i, n in ipairs(files) do
-    local r, sig = recs[i], sigs[i]
-    local ok = getmetatable(r) == LazyMT and sig ~= ""
-    add(1, format("%q", n))
-    add(2, ok and format("%q", sig) or "false")
-    add(3, ok and format("%q", r.revision) or "false")
-    add(4, ok and pack_list(r.down_revisions) or "false")
-    add(5, ok and pack_list(r.branch_labels) or "false")
-    add(6, ok and pack_list(r.depends_on) or "false")
-    add(7, ok and tostring(r.transactional) or "false")
-    add(8, ok and format("%q", r.message) or "false")
-  end
-  local out = { "return {\n" }
-  for k, c in ipairs(cols) do
-    c[#c + 1] = "},\n"
-    out[k + 1] = table.concat(c)
-  end
-  out[#out + 1] = "}\n"
-  local fn = load(table.concat(out), "=" .. CACHE, "t", {})
-  if not fn then return end
-  local chunk = dump(fn, true)
-  write_atomic(path.join(dir, CACHE), CACHE_HEAD .. core.sha256(chunk) .. chunk)
-end
+local function is_lazy(r) return getmetatable(r) == LazyMT end
 
 -- lazy_dir(dir, revs) -> true, or nil, message: the revisions of one directory, from the cache where it is current.
 -- The cache lists the files in the order listdir gives them, so an unchanged directory is matched entry by entry,
@@ -415,9 +289,9 @@ local function lazy_dir(dir, revs)
       files[k], fsigs[k] = n, sigs[i]
     end
   end
-  live_files[dir] = { files, fsigs }
-  local cache = read_cache(dir)
-  local cn, cs = cache.names or EMPTY, cache.sigs
+  cache.listed(dir, files, fsigs)
+  local cached = cache.read_revisions(dir)
+  local cn, cs = cached.names or EMPTY, cached.sigs
   local dirty = #cn ~= k
   -- every file of the directory has the same path and shown prefix: work them out from the first
   local place = { dir = dir }
@@ -442,13 +316,14 @@ local function lazy_dir(dir, revs)
       at = index[n]
     end
     local r
+    local rev, downs, labels, deps
     if at and sig ~= "" and cs[at] == sig then
-      r = setmetatable({
-        revision = cache.revs[at], down_revisions = cache.downs[at] or EMPTY, branch_labels = cache.labels[at] or EMPTY,
-        depends_on = cache.deps[at] or EMPTY, transactional = cache.tx[at], message = cache.msgs[at],
-        index = false, load_index = false, dependencies = false, all_labels = false, _walk_parents = false,
-        cache_dir = place, cache_name = n, sig = sig,
-      }, LazyMT)
+      rev, downs, labels, deps = fields(cached.revs[at], cached.downs[at], cached.labels[at], cached.deps[at],
+        cached.tx[at], n, true)
+    end
+    if rev and type(cached.msgs[at]) == "string" then
+      r = setmetatable(make_record(rev, downs, labels, deps, cached.tx[at], cached.msgs[at], nil, nil, nil, nil, nil,
+        place, n, sig), LazyMT)
     else
       local err
       r, err = scan_file(place.abs .. n)
@@ -459,7 +334,7 @@ local function lazy_dir(dir, revs)
     recs[i] = r
     revs[first + i] = r
   end
-  if dirty then write_cache(dir, files, fsigs, recs) end
+  if dirty then cache.write_revisions(dir, files, fsigs, recs, is_lazy) end
   return true
 end
 
@@ -512,5 +387,5 @@ local function load_env(script_location, context)
   return res
 end
 
-return { load_file = load_file, load_all = load_all, materialize = materialize, save_code = save_code, record_from = record_from, error_text = error_text, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
+return { load_file = load_file, load_all = load_all, materialize = materialize, save_code = cache.save_code, record_from = record_from, error_text = error_text, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
   sandbox = sandbox }

@@ -57,6 +57,13 @@ int main(int argc, char **argv) {
             "return core.sha256('abc') == 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'");
   lua_check(L, "sha256 of a string with NUL bytes differs from its prefix",
             "return core.sha256('a\\0b') ~= core.sha256('a') and #core.sha256('a\\0b') == 64");
+  lua_check(L, "digest is 16 hex characters, the same for the same bytes, and differs on any one changed byte",
+            "local s = string.rep('luamig cache bytes ', 500) local d = core.digest(s) "
+            "if #d ~= 16 or not d:match('^%x+$') or core.digest(s) ~= d then return false, d end "
+            "for i = 1, #s, 37 do local t = s:sub(1, i - 1) .. string.char(s:byte(i) ~ 1) .. s:sub(i + 1) "
+            "if core.digest(t) == d then return false, i end end "
+            "for n = 0, 17 do if core.digest(s:sub(1, n)) == core.digest(s:sub(1, n + 1)) then return false, n end end "
+            "return core.digest('') ~= core.digest('\\0')");
   lua_check(L, "ulid is 26 Crockford characters",
             "local u = core.ulid() return #u == 26 and u:match('^[0-9A-HJKMNP-TV-Z]+$') ~= nil, u");
   lua_check(L, "ulids are strictly increasing within a process",
