@@ -404,8 +404,10 @@ local function reflect_and_compare(conn, d, metadata, opts)
     return s ~= nil and norm_sql(s) == norm_sql(reflected_sql)
   end
   local cok, diffs = pcall(compare, metadata, reflected, d, same_default, include)
-  if finish then finish() end
+  local fok, ferr = true, nil
+  if finish then fok, ferr = finish() end
   if not cok then error(diffs, 0) end
+  if not fok then return nil, ferr end
   return diffs
 end
 

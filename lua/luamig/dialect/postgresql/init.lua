@@ -67,28 +67,32 @@ end
 -- default_prober(conn) -> probe(sql, type_sql), finish(): probe gives the text PostgreSQL stores for a column of that
 -- type with DEFAULT sql (what reflection reads back: 1 for '1' on an integer, '-5'::integer for -5), or nil when it
 -- cannot say; each asked once. The probes are temporary tables inside one transaction that finish() rolls back:
--- nothing stays.
+-- nothing stays. finish() -> true, or nil, message when that ROLLBACK fails. A savepoint that cannot be rolled back
+-- to ends the probing (the answers are then nil: the defaults are compared as written).
 function PG:default_prober(conn)
-  local cache, open = {}, false
+  local cache, open, broken = {}, false, false
   local function probe(sql, ty)
     local key = ty .. "\0" .. sql
     if cache[key] ~= nil then return cache[key] or nil end
     local got = false
-    if not open and not conn:in_transaction() and conn:exec("BEGIN") then open = true end
-    if open and conn:exec("SAVEPOINT luamig_default_probe") then
+    if not open and not broken and not conn:in_transaction() and conn:exec("BEGIN") then open = true end
+    if open and not broken and conn:exec("SAVEPOINT luamig_default_probe") then
       if conn:exec(format("CREATE TEMPORARY TABLE luamig_default_probe (c %s DEFAULT %s)", ty, sql)) then
         local rows = conn:query("SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expr FROM pg_catalog.pg_attrdef d "
           .. "WHERE d.adrelid = 'luamig_default_probe'::regclass")
         got = rows and rows[1] and rows[1].expr or false
       end
-      conn:exec("ROLLBACK TO SAVEPOINT luamig_default_probe")
+      if not conn:exec("ROLLBACK TO SAVEPOINT luamig_default_probe") then broken, got = true, false end
     end
     cache[key] = got
     return got or nil
   end
   local function finish()
-    if open then conn:exec("ROLLBACK") end
+    if not open then return true end
     open = false
+    local ok, err = conn:exec("ROLLBACK")
+    if not ok then return nil, "cannot roll back the transaction of the default probes: " .. tostring(err) end
+    return true
   end
   return probe, finish
 end
