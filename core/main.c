@@ -9,6 +9,7 @@
 #include <lualib.h>
 #include <sqlite3.h>
 #include "luamig.h"
+#include "lm_alloc.h"
 
 int luaopen_lpeg(lua_State *L);
 
@@ -67,7 +68,7 @@ int main(int argc, char **argv) {
      keeps its own settings. */
   sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  L = luaL_newstate();
+  L = lm_new_state();
   if (L == NULL) {
     fprintf(stderr, "luamig: cannot create a Lua state: out of memory\n");
     return 1;
@@ -84,6 +85,6 @@ int main(int argc, char **argv) {
     code = (int)lua_tointeger(L, -1);
   }
   fflush(stdout);
-  lua_close(L);
+  lm_close_state(L);
   return code;
 }

@@ -135,6 +135,25 @@ model.Table("t%04d", {
   return table.concat(out, "\n") .. "\n"
 end
 
+-- linear_project(dir, n, url): a project of n migrations in a line, each creating a table, luamig.ini naming url
+function M.linear_project(dir, n, url)
+  os.execute("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir .. "/migrations/versions"))
+  M.write(dir .. "/luamig.ini", "[luamig]\nscript_location = migrations\nurl = " .. url .. "\n")
+  for i = 1, n do
+    local rev, down = string.format("%012x", i), i > 1 and string.format("%q", string.format("%012x", i - 1)) or "nil"
+    M.write(string.format("%s/migrations/versions/%s.lua", dir, rev), string.format([[
+--- step %d
+local t = require("luamig.types")
+return {
+  revision = %q,
+  down_revision = %s,
+  upgrade = function(op) op.create_table("t_%s", { { "id", t.integer, primary_key = true }, { "v", t.text } }) end,
+  downgrade = function(op) op.drop_table("t_%s") end,
+}
+]], i, rev, down, rev, rev))
+  end
+end
+
 function M.fmt_s(s)
   if s < 1 then return string.format("%.1f ms", s * 1000) end
   return string.format("%.2f s", s)

@@ -29,17 +29,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return realloc(ptr, nsize);
 }
 
-static int passed, failed;
-
-static void check(int cond, const char *what) {
-  if (cond) {
-    passed++;
-    printf("ok - %s\n", what);
-  } else {
-    failed++;
-    printf("not ok - %s\n", what);
-  }
-}
+#include "tap.h"
 
 /* One open + current with the allocator failing from n on; returns 0 done, 1 NOMEM, 2 ERROR, -1 a wrong outcome */
 static int attempt(const luamig_options *o, long n, const char *want) {
@@ -76,7 +66,6 @@ int main(int argc, char **argv) {
   luamig_options o;
   luamig *m;
   long total, n, step = 1, nomem = 0, error = 0, done = 0, wrong = 0;
-  FILE *f;
   if (argc < 3) {
     fprintf(stderr, "usage: test_api_alloc COUNTFILE VERSIONS_DIR [STEP]\n");
     return 2;
@@ -120,11 +109,5 @@ int main(int argc, char **argv) {
   lm_api_set_alloc(NULL, NULL);
   snprintf(url, sizeof url, "rm -rf '%s'", dir);
   if (system(url) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  printf("%d passed, %d failed\n", passed, failed);
-  f = fopen(argv[1], "w");
-  if (f) {
-    fprintf(f, "%d %d\n", passed, failed);
-    fclose(f);
-  }
-  return failed ? 1 : 0;
+  return tap_finish(argv[1]);
 }

@@ -12,17 +12,7 @@
 #include <lualib.h>
 #include "luamig.h"
 
-static int passed, failed;
-
-static void check(int cond, const char *what) {
-  if (cond) {
-    passed++;
-    printf("ok - %s\n", what);
-  } else {
-    failed++;
-    printf("not ok - %s\n", what);
-  }
-}
+#include "tap.h"
 
 /* Runs a Lua chunk that returns a boolean (and an optional message); core is in the global `core`. */
 static void lua_check(lua_State *L, const char *what, const char *code) {
@@ -135,18 +125,5 @@ int main(int argc, char **argv) {
             "return t.year == 1970 and t.hour == 0 and t.utcoff == 0 and (o == nil or o.utcoff == 3600) and bad == nil and msg:find('Atlantis') ~= nil");
   lua_close(L);
   unlink(dbpath);
-  printf("%d passed, %d failed\n", passed, failed);
-  if (argc > 1) {
-    FILE *f = fopen(argv[1], "w");
-    if (f == NULL) {
-      char cmd[1024];
-      snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", argv[1]);
-      if (system(cmd) == 0) f = fopen(argv[1], "w");
-    }
-    if (f) {
-      fprintf(f, "%d %d\n", passed, failed);
-      fclose(f);
-    }
-  }
-  return failed == 0 ? 0 : 1;
+  return tap_finish(argc > 1 ? argv[1] : NULL);
 }

@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "luamig.h"
+#include "tap.h"
 
 static long allocations; /* growing allocations since the workload started */
 static long fail_from;   /* 0: never fail */
@@ -110,8 +111,7 @@ int main(int argc, char **argv) {
   char dir[] = "/tmp/luamig-core-alloc.XXXXXX"; /* a mkdtemp template: it replaces the Xs */
   char db_path[4096], cmd[4200];
   long total, n, step = 1, done = 0, errors = 0, wrong = 0;
-  int mem_errors = 0, passed = 0, failed = 0, r;
-  FILE *f;
+  int mem_errors = 0, r;
   if (argc < 3) {
     fprintf(stderr, "usage: test_core_alloc COUNTFILE VERSIONS_DIR [STEP]\n");
     return 2;
@@ -123,9 +123,11 @@ int main(int argc, char **argv) {
   /* how many allocations the whole workload makes when none fails */
   r = attempt(0, dir, db_path, argv[2], &mem_errors);
   total = allocations;
-  printf("%s - the workload succeeds with every allocation granted (%ld allocations)\n", r == 0 ? "ok" : "not ok", total);
-  if (r == 0 && total > 100) passed++; else failed++;
-
+  {
+    char what[160];
+    snprintf(what, sizeof what, "the workload succeeds with every allocation granted (%ld allocations)", total);
+    check(r == 0 && total > 100, what);
+  }
   for (n = 1; n <= total + 1; n += step) {
     r = attempt(n, dir, db_path, argv[2], &mem_errors);
     if (r == 0) done++;
@@ -134,20 +136,11 @@ int main(int argc, char **argv) {
   }
   printf("# %ld runs: %ld raised (%d LUA_ERRMEM), %ld done, %ld wrong\n", done + errors + wrong, errors, mem_errors,
     done, wrong);
-  if (wrong == 0) passed++; else failed++;
-  printf("%s - every failing allocation ends in a Lua error or in success, never a crash\n", wrong == 0 ? "ok" : "not ok");
-  if (mem_errors > 0) passed++; else failed++;
-  printf("%s - running out of memory raises LUA_ERRMEM\n", mem_errors > 0 ? "ok" : "not ok");
-  if (done >= 1) passed++; else failed++;
-  printf("%s - with the allocation past the last one failing, the workload succeeds\n", done >= 1 ? "ok" : "not ok");
+  check(wrong == 0, "every failing allocation ends in a Lua error or in success, never a crash");
+  check(mem_errors > 0, "running out of memory raises LUA_ERRMEM");
+  check(done >= 1, "with the allocation past the last one failing, the workload succeeds");
 
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  printf("%d passed, %d failed\n", passed, failed);
-  f = fopen(argv[1], "w");
-  if (f) {
-    fprintf(f, "%d %d\n", passed, failed);
-    fclose(f);
-  }
-  return failed ? 1 : 0;
+  return tap_finish(argv[1]);
 }

@@ -18,17 +18,7 @@
 #define ROUNDS 5
 #define HEAD "7c2a0f93e1b4"
 
-static int passed, failed;
-
-static void check(int cond, const char *what) {
-  if (cond) {
-    passed++;
-    printf("ok - %s\n", what);
-  } else {
-    failed++;
-    printf("not ok - %s\n", what);
-  }
-}
+#include "tap.h"
 
 typedef struct {
   const char *url;
@@ -80,7 +70,6 @@ int main(int argc, char **argv) {
   char scripts[4096], path[4200], url[4300], what[256];
   const char *slash;
   int round, i;
-  FILE *f;
   if (argc < 3) {
     fprintf(stderr, "usage: test_threads COUNTFILE VERSIONS_DIR\n");
     return 2;
@@ -153,11 +142,5 @@ int main(int argc, char **argv) {
     luamig_close(NULL);
   }
   rmdir(dir);
-  printf("%d passed, %d failed\n", passed, failed);
-  f = fopen(argv[1], "w");
-  if (f) {
-    fprintf(f, "%d %d\n", passed, failed);
-    fclose(f);
-  }
-  return failed ? 1 : 0;
+  return tap_finish(argv[1]);
 }
