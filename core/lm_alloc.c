@@ -26,7 +26,15 @@
 #endif
 #if defined(LUAMIG_VALGRIND)
 #include <valgrind/memcheck.h>
+/* (each request costs a few instructions even without valgrind: they are made only when running under it) */
+#define LM_VG(p, request) \
+  do { \
+    if ((p)->under_valgrind) request; \
+  } while (0)
+#define LM_UNDER_VALGRIND() RUNNING_ON_VALGRIND
 #else
+#define LM_VG(p, request) ((void)(p))
+#define LM_UNDER_VALGRIND() 0
 #define VALGRIND_CREATE_MEMPOOL(pool, rz, zeroed) ((void)0)
 #define VALGRIND_DESTROY_MEMPOOL(pool) ((void)0)
 #define VALGRIND_MEMPOOL_ALLOC(pool, a, n) ((void)0)
@@ -55,6 +63,7 @@ typedef struct {
   lm_slab *slabs;
   char *cursor; /* the unused tail of the newest slab */
   char *limit;
+  int under_valgrind;
 } lm_pool;
 
 static size_t class_of(size_t n) {
@@ -68,7 +77,7 @@ static void *pool_get(lm_pool *p, size_t n) {
   lm_free *f = p->free[c];
   if (f) {
     LM_UNPOISON(f, sizeof *f);
-    VALGRIND_MAKE_MEM_DEFINED(f, sizeof *f);
+    LM_VG(p, VALGRIND_MAKE_MEM_DEFINED(f, sizeof *f));
     p->free[c] = f->next;
   } else {
     if ((size_t)(p->limit - p->cursor) < size) {
@@ -80,26 +89,28 @@ static void *pool_get(lm_pool *p, size_t n) {
       p->cursor = (char *)s + LM_GRAIN;
       p->limit = (char *)s + LM_SLAB_SIZE;
       LM_POISON(p->cursor, (size_t)(p->limit - p->cursor));
-      VALGRIND_MAKE_MEM_NOACCESS(p->cursor, (size_t)(p->limit - p->cursor));
+      LM_VG(p, VALGRIND_MAKE_MEM_NOACCESS(p->cursor, (size_t)(p->limit - p->cursor)));
     }
     f = (lm_free *)p->cursor;
     p->cursor += size;
   }
   LM_UNPOISON(f, n);
-  VALGRIND_MEMPOOL_ALLOC(p, f, n);
+  LM_VG(p, VALGRIND_MEMPOOL_ALLOC(p, f, n));
   return f;
 }
 
 static void pool_put(lm_pool *p, void *ptr, size_t n) {
   lm_free *f = (lm_free *)ptr;
   size_t c = class_of(n);
-  VALGRIND_MEMPOOL_FREE(p, f);
-  VALGRIND_MAKE_MEM_DEFINED(f, sizeof *f);
+  /* the link goes into the block (a block is at least 16 bytes, whatever size Lua asked for); then the whole block
+     is off limits, link included */
+  LM_VG(p, VALGRIND_MEMPOOL_FREE(p, f));
+  LM_VG(p, VALGRIND_MAKE_MEM_UNDEFINED(f, sizeof *f));
   LM_UNPOISON(f, sizeof *f);
   f->next = p->free[c];
   p->free[c] = f;
   LM_POISON(f, (c + 1) * LM_GRAIN);
-  VALGRIND_MAKE_MEM_NOACCESS(f, (c + 1) * LM_GRAIN);
+  LM_VG(p, VALGRIND_MAKE_MEM_NOACCESS(f, (c + 1) * LM_GRAIN));
 }
 
 static void *lm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -123,11 +134,11 @@ static void *lm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       /* the same block: what lies past the new size is off limits again (or now within it) */
       LM_POISON(ptr, (class_of(osize) + 1) * LM_GRAIN);
       LM_UNPOISON(ptr, nsize);
-      VALGRIND_MEMPOOL_CHANGE(p, ptr, ptr, nsize);
+      LM_VG(p, VALGRIND_MEMPOOL_CHANGE(p, ptr, ptr, nsize));
       if (nsize > osize)
-        VALGRIND_MAKE_MEM_UNDEFINED((char *)ptr + osize, nsize - osize);
+        LM_VG(p, VALGRIND_MAKE_MEM_UNDEFINED((char *)ptr + osize, nsize - osize));
       else
-        VALGRIND_MAKE_MEM_NOACCESS((char *)ptr + nsize, osize - nsize);
+        LM_VG(p, VALGRIND_MAKE_MEM_NOACCESS((char *)ptr + nsize, osize - nsize));
       return ptr;
     }
     np = nsize <= LM_SMALL_MAX ? pool_get(p, nsize) : malloc(nsize);
@@ -164,7 +175,8 @@ lua_State *lm_new_state(void) {
   }
   p = (lm_pool *)calloc(1, sizeof *p);
   if (p == NULL) return NULL;
-  VALGRIND_CREATE_MEMPOOL(p, 0, 0);
+  p->under_valgrind = LM_UNDER_VALGRIND() != 0;
+  LM_VG(p, VALGRIND_CREATE_MEMPOOL(p, 0, 0));
   L = lua_newstate(lm_alloc, p);
   if (L == NULL) {
     free(p);
@@ -186,7 +198,7 @@ void lm_close_state(lua_State *L) {
   }
   lua_close(L);
   p = (lm_pool *)ud;
-  VALGRIND_DESTROY_MEMPOOL(p);
+  LM_VG(p, VALGRIND_DESTROY_MEMPOOL(p));
   s = p->slabs;
   while (s) {
     lm_slab *next = s->next;

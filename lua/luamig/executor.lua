@@ -224,6 +224,7 @@ end
 function Live:begin_run() return self.dialect:begin_run(self.conn) end
 function Live:end_run(state) return self.dialect:end_run(self.conn, state) end
 
+-- comment(label, message): the line that names a step in the written SQL
 function Live.comment() end
 
 -- The SQL writer (--sql) ------------------------------------------------------------------------------------------
@@ -294,8 +295,10 @@ end
 function Writer.ensure_tx() return true end
 function Writer:in_transaction() return self.in_tx end
 
+local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
 function Writer:heads() return self.heads_now end
-function Writer.unfinished() return {} end
+function Writer.unfinished() return NONE end
 
 function Writer:ensure_tables()
   if self.tables_ready then return end
@@ -340,6 +343,6 @@ end
 function Writer.begin_run() return {} end
 function Writer.end_run() return true end
 
-function Writer:comment(text) self.emit(text) end
+function Writer:comment(label, message) self.emit(format("-- %s, %s\n\n", label, message)) end
 
 return { live = live, writer = writer, SqlErrorMT = SqlErrorMT, sql_error = sql_error, one_line = one_line }

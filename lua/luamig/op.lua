@@ -6,9 +6,14 @@ local schema = require("luamig.schema")
 local pairs, ipairs, type, error = pairs, ipairs, type, error
 local pack, unpack = table.pack, table.unpack
 
-local BUILDERS = { "create_table", "drop_table", "rename_table", "add_column", "drop_column", "alter_column",
-  "create_index", "drop_index", "create_unique_constraint", "create_foreign_key", "create_check_constraint",
-  "create_primary_key", "drop_constraint", "execute", "bulk_insert", "create_enum", "drop_enum" }
+-- Every constructor of luamig.ops is an op function of the same name (batch_alter_table has its own, below; label
+-- and reverse make no op), so that a new op kind needs no line here.
+local NOT_BUILDERS = { label = true, reverse = true, batch_alter_table = true }
+local BUILDERS = {}
+for name, f in pairs(ops) do
+  if type(f) == "function" and not NOT_BUILDERS[name] then BUILDERS[#BUILDERS + 1] = name end
+end
+table.sort(BUILDERS)
 
 -- Where each builder takes its options table, for builders that name constraints.
 local OPTS_ARG = { create_table = 3, add_column = 3 }

@@ -245,7 +245,7 @@ function Runner:run_step(id, direction, expected, resume)
   local x, r = self.x, self.graph:get(id)
   local label = step_label(direction, id, r)
   local t0 = core.clock()
-  x:comment(format("-- %s, %s\n\n", label, r.message))
+  x:comment(label, r.message)
   local heads_now, info = self:start_step(id, r, direction, expected, resume, label)
   if type(heads_now) ~= "table" then return heads_now, info end
   local ok, e = true, nil

@@ -1,8 +1,8 @@
--- Two builds of luamig on the same workloads, round by round (median of 9 runs after a warm-up each): what a change
+-- Two builds of luamig on the same workloads, round by round (the median of the rounds after a warm-up each): what a change
 -- of the engine did to the figures of README's tables. Workloads: `current` with 500 migrations at head, `upgrade
 -- head` of 500 SQLite migrations (a transaction each, and --single-transaction), `heads` on 1,000 and 10,000
 -- revisions, `upgrade head --sql` on 10,000; with PG_BENCH_URL (a database to create and drop), `upgrade head` of 500
--- PostgreSQL migrations.
+-- PostgreSQL migrations. VERSUS_ROUNDS sets the number of rounds (default 9; more where the machine is noisy).
 -- usage: lua5.4 scripts/bench/versus.lua OLD_BINARY NEW_BINARY
 local lib = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib.lua")
 local old, new = assert(arg[1], "usage: versus.lua OLD NEW"), assert(arg[2], "usage: versus.lua OLD NEW")
@@ -52,7 +52,7 @@ print(string.format("%-50s | %-26s | %-26s | %s", "workload", "old: wall (best) 
 for _, w in ipairs(workloads) do
   -- the binary's output goes to /dev/null (lib's timer), also for --sql
   local r = lib.time_set({ sh(root .. "/old/" .. w.dir, lib.q(old) .. " " .. w.args),
-    sh(root .. "/new/" .. w.dir, lib.q(new) .. " " .. w.args) }, 9, w.prep)
+    sh(root .. "/new/" .. w.dir, lib.q(new) .. " " .. w.args) }, tonumber(os.getenv("VERSUS_ROUNDS")) or 9, w.prep)
   local function cell(t) return string.format("%s (%s) %s", lib.fmt_s(t.wall), lib.fmt_s(t.best), lib.fmt_s(t.cpu)) end
   print(string.format("%-50s | %-26s | %-26s | %+.1f%%", w.name, cell(r[1]), cell(r[2]), (r[2].cpu / r[1].cpu - 1) * 100))
 end
