@@ -168,10 +168,13 @@ end
 ---@param name string|false the constraint's name (false: the database names it)
 ---@param tbl string the table
 ---@param cols string|string[]
+---@param opts? { using_index?: string } using_index: PostgreSQL makes the constraint of that unique index (built
+---before with concurrently = true) instead of building one under ACCESS EXCLUSIVE
 ---@return luamig.OpValue
-function M.create_unique_constraint(name, tbl, cols)
+function M.create_unique_constraint(name, tbl, cols, opts)
   return { op = "create_unique_constraint", name = need_name(name, "create_unique_constraint: the name"),
-    table = need_name(tbl, "create_unique_constraint: the table name"), columns = column_list(cols, "create_unique_constraint") }
+    table = need_name(tbl, "create_unique_constraint: the table name"), columns = column_list(cols, "create_unique_constraint"),
+    using_index = opts and opts.using_index and need_name(opts.using_index, "create_unique_constraint: using_index") or nil }
 end
 
 ---Adds a foreign key.
@@ -180,35 +183,53 @@ end
 ---@param dst string the table referred to
 ---@param local_cols string|string[] the columns of src
 ---@param remote_cols string|string[] the columns of dst
----@param opts? { ondelete?: string, onupdate?: string, deferrable?: boolean }
+---@param opts? { ondelete?: string, onupdate?: string, deferrable?: boolean, not_valid?: boolean } not_valid:
+---PostgreSQL adds it without checking the rows there (no scan under the lock); op.validate_constraint checks them later
 ---@return luamig.OpValue
 function M.create_foreign_key(name, src, dst, local_cols, remote_cols, opts)
   opts = opts or {}
   return { op = "create_foreign_key", name = need_name(name, "create_foreign_key: the name"),
     table = need_name(src, "create_foreign_key: the source table"), reftable = need_name(dst, "create_foreign_key: the referred table"),
     columns = column_list(local_cols, "create_foreign_key"), refcolumns = column_list(remote_cols, "create_foreign_key"),
-    ondelete = opts.ondelete, onupdate = opts.onupdate, deferrable = opts.deferrable }
+    ondelete = opts.ondelete, onupdate = opts.onupdate, deferrable = opts.deferrable,
+    not_valid = opts.not_valid and true or nil }
 end
 
 ---Adds a CHECK constraint.
 ---@param name string|false the constraint's name (false: the database names it)
 ---@param tbl string the table
 ---@param expr string the condition, in SQL
+---@param opts? { not_valid?: boolean } not_valid: PostgreSQL adds it without checking the rows there;
+---op.validate_constraint checks them later
 ---@return luamig.OpValue
-function M.create_check_constraint(name, tbl, expr)
+function M.create_check_constraint(name, tbl, expr, opts)
   if type(expr) ~= "string" then error("create_check_constraint: the condition must be a SQL string", 0) end
   return { op = "create_check_constraint", name = need_name(name, "create_check_constraint: the name"),
-    table = need_name(tbl, "create_check_constraint: the table name"), expr = expr }
+    table = need_name(tbl, "create_check_constraint: the table name"), expr = expr,
+    not_valid = opts and opts.not_valid and true or nil }
+end
+
+---Checks the rows against a constraint added with not_valid = true (PostgreSQL: VALIDATE CONSTRAINT, which takes a
+---lock that lets reads and writes go on; nothing on SQLite, whose constraints are always checked).
+---@param name string the constraint
+---@param tbl string the table
+---@return luamig.OpValue
+function M.validate_constraint(name, tbl)
+  return { op = "validate_constraint", name = need_name(name, "validate_constraint: the name"),
+    table = need_name(tbl, "validate_constraint: the table name") }
 end
 
 ---Adds a primary key.
 ---@param name string|false the constraint's name (false: the database names it)
 ---@param tbl string the table
 ---@param cols string|string[]
+---@param opts? { using_index?: string } using_index: PostgreSQL makes the key of that unique index (built before
+---with concurrently = true)
 ---@return luamig.OpValue
-function M.create_primary_key(name, tbl, cols)
+function M.create_primary_key(name, tbl, cols, opts)
   return { op = "create_primary_key", name = need_name(name, "create_primary_key: the name"),
-    table = need_name(tbl, "create_primary_key: the table name"), columns = column_list(cols, "create_primary_key") }
+    table = need_name(tbl, "create_primary_key: the table name"), columns = column_list(cols, "create_primary_key"),
+    using_index = opts and opts.using_index and need_name(opts.using_index, "create_primary_key: using_index") or nil }
 end
 
 local CONSTRAINT_TYPES = { foreignkey = true, unique = true, check = true, primary = true }

@@ -13,7 +13,7 @@ local function lua_string(s) return (format("%q", s):gsub("\\\n", "\\n")) end
 
 local OPTION_KEYS = { "type", "existing_type", "nullable", "existing_nullable", "server_default",
   "existing_server_default", "new_column_name", "using", "unique", "where", "ondelete", "onupdate", "deferrable",
-  "name", "concurrently", "if_not_exists", "if_exists", "comment", "sqlite_autoincrement" }
+  "name", "concurrently", "if_not_exists", "if_exists", "comment", "sqlite_autoincrement", "not_valid", "using_index" }
 
 local function render_list(list)
   local parts = {}
@@ -127,16 +127,27 @@ end
 function RENDER.drop_index(o) return call("drop_index", final(o.name), o.table and lua_string(o.table)) end
 
 function RENDER.create_unique_constraint(o)
-  return call("create_unique_constraint", final(o.name), lua_string(o.table), render_list(o.columns))
+  return call("create_unique_constraint", final(o.name), lua_string(o.table), render_list(o.columns),
+    opts_of(o, { "using_index" }))
+end
+
+function RENDER.create_primary_key(o)
+  return call("create_primary_key", final(o.name), lua_string(o.table), render_list(o.columns),
+    opts_of(o, { "using_index" }))
 end
 
 function RENDER.create_check_constraint(o)
-  return call("create_check_constraint", final(o.name), lua_string(o.table), lua_string(o.expr))
+  return call("create_check_constraint", final(o.name), lua_string(o.table), lua_string(o.expr),
+    opts_of(o, { "not_valid" }))
 end
 
 function RENDER.create_foreign_key(o)
   return call("create_foreign_key", final(o.name), lua_string(o.table), lua_string(o.reftable), render_list(o.columns),
-    render_list(o.refcolumns), opts_of(o, { "ondelete", "onupdate", "deferrable" }))
+    render_list(o.refcolumns), opts_of(o, { "ondelete", "onupdate", "deferrable", "not_valid" }))
+end
+
+function RENDER.validate_constraint(o)
+  return call("validate_constraint", lua_string(o.name), lua_string(o.table))
 end
 
 -- (a constraint the database named and luamig cannot know the name of is written as "?", for the user to fill in)

@@ -80,6 +80,8 @@ function Runner:run_op(o)
       x:rebuild(st.rebuild.table, { st.rebuild }, { try_alter = st.try_alter }, self.warn)
     elseif st.batch then
       d:batch(x, st.batch, self.warn)
+    elseif st.warn then
+      self.warn(st.warn)
     else
       x:exec(st.sql, st.params)
     end

@@ -183,20 +183,32 @@ function C.alter_column(d, o)
   return out
 end
 
-function C.create_unique_constraint(d, o)
-  return { format("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE (%s)", d:quote(o.table), d:quote(o.name), d:quote_list(o.columns)) }
+-- using_index: the constraint takes over an existing unique index (PostgreSQL renames it to the constraint's name)
+local function key_constraint(d, o, kind)
+  if o.using_index then
+    return { format("ALTER TABLE %s ADD CONSTRAINT %s %s USING INDEX %s", d:quote(o.table), d:quote(o.name), kind,
+      d:quote(o.using_index)) }
+  end
+  return { format("ALTER TABLE %s ADD CONSTRAINT %s %s (%s)", d:quote(o.table), d:quote(o.name), kind,
+    d:quote_list(o.columns)) }
 end
 
+function C.create_unique_constraint(d, o) return key_constraint(d, o, "UNIQUE") end
+function C.create_primary_key(d, o) return key_constraint(d, o, "PRIMARY KEY") end
+
+-- not_valid: added without checking the rows already there (validate_constraint checks them later)
 function C.create_foreign_key(d, o)
-  return { format("ALTER TABLE %s ADD CONSTRAINT %s %s", d:quote(o.table), d:quote(o.name), d:fk_clause(o)) }
+  return { format("ALTER TABLE %s ADD CONSTRAINT %s %s%s", d:quote(o.table), d:quote(o.name), d:fk_clause(o),
+    o.not_valid and " NOT VALID" or "") }
 end
 
 function C.create_check_constraint(d, o)
-  return { format("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)", d:quote(o.table), d:quote(o.name), o.expr) }
+  return { format("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)%s", d:quote(o.table), d:quote(o.name), o.expr,
+    o.not_valid and " NOT VALID" or "") }
 end
 
-function C.create_primary_key(d, o)
-  return { format("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)", d:quote(o.table), d:quote(o.name), d:quote_list(o.columns)) }
+function C.validate_constraint(d, o)
+  return { format("ALTER TABLE %s VALIDATE CONSTRAINT %s", d:quote(o.table), d:quote(o.name)) }
 end
 
 function C.drop_constraint(d, o)

@@ -90,10 +90,23 @@ function C.alter_column(d, o)
   return {}
 end
 
+-- (not_valid and using_index are PostgreSQL's ways around a long lock: here the rebuild adds the constraint as
+-- usual, checking every row, and says so)
 for _, k in ipairs({ "create_unique_constraint", "create_foreign_key", "create_check_constraint", "create_primary_key",
   "drop_constraint" }) do
-  C[k] = function(_d, o) return rebuild(o) end
+  C[k] = function(_d, o)
+    local out = rebuild(o)
+    local what = o.not_valid and "not_valid" or o.using_index and "using_index"
+    if what then
+      table.insert(out, 1, { warn = format("%s('%s', '%s'): %s is PostgreSQL's; SQLite adds the constraint with a "
+        .. "table rebuild that checks every row", k, o.table, o.name, what) })
+    end
+    return out
+  end
 end
+
+-- a SQLite constraint is checked when it is added: nothing is left to validate
+function C.validate_constraint() return {} end
 
 -- A column an index or constraint uses cannot be dropped with ALTER TABLE: the runner looks and rebuilds then.
 function C.drop_column(_d, o)

@@ -357,7 +357,9 @@ local function batch(d, x, o, warn)
       error(format("batch_alter_table('%s'): %s is for another table", o.table, label(inner)), 0)
     end
     for _, st in ipairs(d:compile(inner)) do
-      if type(st) == "table" and st.rebuild then
+      if type(st) == "table" and st.warn then
+        warn(st.warn)
+      elseif type(st) == "table" and st.rebuild then
         if st.try_alter and not x:column_in_use(o.table, inner.column) then
           plain[#plain + 1] = format("ALTER TABLE %s DROP COLUMN %s", d:quote(o.table), d:quote(inner.column))
         else
