@@ -416,7 +416,7 @@ static int past_deadline(void *ud) {
   return c->deadline > 0 && monotonic() > c->deadline;
 }
 
-/* conn:set_deadline(t): statements still running at core.clock() time t are interrupted; nil clears it */
+/* conn:set_deadline(t) -> true: statements still running at core.clock() time t are interrupted; nil clears it */
 static int conn_set_deadline(lua_State *L) {
   lm_conn *c = check_open(L);
   if (lua_isnoneornil(L, 2)) {
@@ -426,7 +426,8 @@ static int conn_set_deadline(lua_State *L) {
     c->deadline = luaL_checknumber(L, 2);
     sqlite3_progress_handler(c->db, 4000, past_deadline, c);
   }
-  return 0;
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static int conn_close(lua_State *L) {

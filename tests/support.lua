@@ -48,6 +48,19 @@ function M.copy_versions(from, to)
   assert(os.execute(string.format("mkdir -p %s && cp %s/*.lua %s/", M.q(to), M.q(from), M.q(to))))
 end
 
+-- models_project(models) -> a temp project dir for autogenerate: luamig.ini (models = myapp.models, the SQLite file
+-- ./app.db), an empty versions/, and myapp/models.lua holding models
+local MODELS_INI = "[luamig]\nscript_location = .\nfile_template = %%(rev)s\nmodels = myapp.models\n"
+  .. "url = sqlite:///./app.db\n"
+
+function M.models_project(models)
+  local dir = M.tmpdir()
+  M.write(dir .. "/luamig.ini", MODELS_INI)
+  assert(os.execute("mkdir -p " .. M.q(dir .. "/versions") .. " " .. M.q(dir .. "/myapp")))
+  M.write(dir .. "/myapp/models.lua", models)
+  return dir
+end
+
 function M.rmrf(p)
   if p and p:match("^/tmp/") then os.execute("rm -rf " .. M.q(p)) end
 end

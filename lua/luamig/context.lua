@@ -120,15 +120,16 @@ function Context:writer(emit, from_spec)
   if not u then return nil, uerr end
   local dialect, derr = require("luamig.dialect").get(u.dialect)
   if not dialect then return nil, derr end
-  local runtime = require("luamig.runtime")
   local heads = {}
   if from_spec ~= nil and from_spec ~= "" and from_spec ~= "base" then
     local herr
-    heads, herr = runtime.new({ graph = graph, cfg = cfg }):resolve_upgrade(from_spec, {})
+    heads, herr = self:resolver():resolve_upgrade(from_spec, {})
     if not heads then return nil, format("--sql %s:...: %s", from_spec, herr) end
   end
-  return runtime.new({ x = require("luamig.executor").writer(emit, dialect, cfg, heads), dialect = dialect,
-    graph = graph, cfg = cfg, verbose = self.verbose, progress = function(line) self:info(line) end })
+  -- (locked: the heads are the writer's own, no other runner moves them; no step re-reads them)
+  return require("luamig.runtime").new({ x = require("luamig.executor").writer(emit, dialect, cfg, heads),
+    dialect = dialect, graph = graph, cfg = cfg, verbose = self.verbose, locked = true,
+    progress = function(line) self:info(line) end })
 end
 
 -- resolver() -> a runner that only resolves targets over the graph (no database); or nil, message

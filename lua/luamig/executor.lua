@@ -192,11 +192,7 @@ function Live:elapsed_ms(t0) return floor((core.clock() - t0) * 1000 + 0.5) end
 
 -- set_deadline(t): statements still running at core.clock() time t are stopped (nil: no deadline); true, or
 -- nil, message
-function Live:set_deadline(t)
-  local ok, err = self.conn:set_deadline(t)
-  if ok == false or (ok == nil and err) then return nil, err end
-  return true
-end
+function Live:set_deadline(t) return self.conn:set_deadline(t) end
 
 -- The connection a migration sees through op.get_bind(): failures raise with the statement attached.
 function Live:bind()

@@ -10,12 +10,14 @@ local core = require("luamig.core")
 local op_api = require("luamig.op")
 local revision_plan = require("luamig.revision_plan")
 local executor = require("luamig.executor")
+local vt = require("luamig.version_table")
 
 local format, concat, ipairs, type, setmetatable = string.format, table.concat, ipairs, type, setmetatable
 local xpcall, getinfo, traceback, floor = xpcall, debug.getinfo, debug.traceback, math.floor
 local getmetatable, tostring = getmetatable, tostring
 
 local SqlErrorMT, one_line = executor.SqlErrorMT, executor.one_line
+local same_set, join_heads = vt.same_rows, vt.shown
 
 local Runner = {}
 Runner.__index = Runner
@@ -27,7 +29,8 @@ local function noop() end
 -- new(opts) -> runner
 -- opts: x (the executor: luamig.executor.live or .writer; a runner without one only resolves targets), dialect,
 -- graph, cfg (settings), progress (function(line)), warn (function(line), for what a run goes on after but a user
--- should know; progress when absent), verbose, locked (the caller holds the migration lock for the whole run)
+-- should know; progress when absent), verbose, locked (nobody else can move the database during the run: the caller holds the migration lock, or the
+-- run writes SQL for a database it does not touch)
 local function new(opts)
   local r = setmetatable({ x = opts.x, dialect = opts.dialect, graph = opts.graph, cfg = opts.cfg,
     progress = opts.progress or noop, warn = opts.warn or opts.progress or noop, verbose = opts.verbose,
@@ -46,19 +49,6 @@ local function new(opts)
     return { err = e, line = line, traceback = traceback(require("luamig.script_dir").error_text(e), 2) }
   end
   return r
-end
-
-local function same_set(a, b)
-  if #a ~= #b then return false end
-  if #a == 1 then return a[1] == b[1] end
-  local s = {}
-  for _, v in ipairs(a) do s[v] = true end
-  for _, v in ipairs(b) do if not s[v] then return false end end
-  return true
-end
-
-local function join_heads(list)
-  return #list == 0 and "<base>" or concat(list, ", ")
 end
 
 -- heads() -> the version rows of the database (sorted), or nil, message

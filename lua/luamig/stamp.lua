@@ -8,12 +8,10 @@ local executor = require("luamig.executor")
 local format, concat, ipairs, getmetatable, xpcall, error, sort, tostring = string.format, table.concat, ipairs,
   getmetatable, xpcall, error, table.sort, tostring
 local one_line = executor.one_line
+local vt = require("luamig.version_table")
+local same_set, join_heads = vt.same_rows, vt.shown
 
 local M = {}
-
-local function join_heads(list)
-  return #list == 0 and "<base>" or concat(list, ", ")
-end
 
 local function sorted_copy(t)
   local out = {}
@@ -22,13 +20,6 @@ local function sorted_copy(t)
   return out
 end
 
-local function same_set(a, b)
-  if #a ~= #b then return false end
-  local s = {}
-  for _, v in ipairs(a) do s[v] = true end
-  for _, v in ipairs(b) do if not s[v] then return false end end
-  return true
-end
 
 -- targets(p, specs) -> the revision ids the specs name ({} for base), or nil, message
 local function targets_of(p, specs)

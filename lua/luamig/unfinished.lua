@@ -4,14 +4,11 @@
 -- it. These are the runner's methods for that protocol (installed into the runner's class by luamig.runtime).
 local core = require("luamig.core")
 local sql_error = require("luamig.executor").sql_error
+local join_heads = require("luamig.version_table").shown
 
 local format, ipairs, pairs, tostring, error = string.format, ipairs, pairs, tostring, error
 
 local M = {}
-
-local function join_heads(list)
-  return #list == 0 and "<base>" or table.concat(list, ", ")
-end
 
 -- waiting_line(row) -> what a runner waiting for a live unfinished migration says
 function M.waiting_line(row)

@@ -172,6 +172,21 @@ local function history_text(d, vt, row)
     .. "', NULL);\n"
 end
 
+-- same_rows(a, b) -> whether two lists of version rows hold the same revisions
+local function same_rows(a, b)
+  if #a ~= #b then return false end
+  if #a == 1 then return a[1] == b[1] end
+  local s = {}
+  for _, v in ipairs(a) do s[v] = true end
+  for _, v in ipairs(b) do if not s[v] then return false end end
+  return true
+end
+
+-- shown(rows) -> version rows as messages show them: "a, b", or "<base>" for none
+local function shown(rows)
+  return #rows == 0 and "<base>" or concat(rows, ", ")
+end
+
 -- history(conn, d, vt) -> rows of luamig_history for this version table, newest first ({} without the table)
 local function history(conn, d, vt)
   local ok, err = exists(conn, d, HISTORY)
@@ -228,4 +243,4 @@ end
 
 return { unfinished = unfinished, mark_live = mark_live, finish_sql = finish_sql, settle_sql = settle_sql, create_sql = create_sql, exists = exists, read = read, change_sql = change_sql, history_sql = history_sql,
   history_text = history_text, change_text = change_text,
-  history = history, HISTORY = HISTORY }
+  history = history, HISTORY = HISTORY, same_rows = same_rows, shown = shown }

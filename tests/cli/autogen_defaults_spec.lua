@@ -3,13 +3,6 @@
 -- them); a string length change and a numeric precision change are detected, generated and applied on both.
 local S = require("support")
 
-local INI = [[
-[luamig]
-script_location = .
-file_template = %%(rev)s
-models = myapp.models
-url = sqlite:///./app.db
-]]
 
 local HEAD = [[
 local model = require("luamig.model")
@@ -53,13 +46,7 @@ model.Table("everything", {
 })
 ]]
 
-local function project(models)
-  local dir = S.tmpdir()
-  S.write(dir .. "/luamig.ini", INI)
-  assert(os.execute("mkdir -p " .. S.q(dir .. "/versions") .. " " .. S.q(dir .. "/myapp")))
-  S.write(dir .. "/myapp/models.lua", models)
-  return dir
-end
+local project = S.models_project
 
 local SIZES_1 = HEAD .. [[
 model.Table("sized", {

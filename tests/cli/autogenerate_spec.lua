@@ -3,13 +3,6 @@
 -- exits 0) and revert (the previous models match the database again).
 local S = require("support")
 
-local INI = [[
-[luamig]
-script_location = .
-file_template = %%(rev)s
-models = myapp.models
-url = sqlite:///./app.db
-]]
 
 local SPEC5 = [[
 local model = require("luamig.model")
@@ -27,13 +20,7 @@ model.Entity("orders", {
 })
 ]]
 
-local function project(models)
-  local dir = S.tmpdir()
-  S.write(dir .. "/luamig.ini", INI)
-  assert(os.execute("mkdir -p " .. S.q(dir .. "/versions") .. " " .. S.q(dir .. "/myapp")))
-  S.write(dir .. "/myapp/models.lua", models)
-  return dir
-end
+local project = S.models_project
 
 -- the op calls of a generated function, in order
 local function calls_in(text, fn)

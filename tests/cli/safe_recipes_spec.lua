@@ -14,6 +14,11 @@ for _, T in ipairs(S.targets()) do
   describe("#" .. T.name .. " safe recipes", function()
     local dir, url, db
     local function run(args) return S.run(T.url_arg(url) .. args, { cwd = dir }) end
+    -- validated(kind) -> "name|t" lines of table c's constraints (of contype kind, all without one), by name
+    local function validated(kind)
+      return T.query(db, "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'c'::regclass"
+        .. (kind and (" AND contype = '" .. kind .. "'") or "") .. " ORDER BY 1")
+    end
     before_each(function()
       dir = S.tmpdir()
       S.write(dir .. "/luamig.ini", "[luamig]\nscript_location = .\nfile_template = %%(rev)s\n")
@@ -38,11 +43,9 @@ for _, T in ipairs(S.targets()) do
       if pg then
         assert.equal(0, r.code, r.err)
         -- the row with n = -1 is there under a CHECK that was not validated
-        assert.equal("ck_c_n|f\nfk_c_p|f", T.query(db, "SELECT conname, convalidated FROM pg_constraint "
-          .. "WHERE conrelid = 'c'::regclass ORDER BY 1"))
+        assert.equal("ck_c_n|f\nfk_c_p|f", validated())
         assert.equal(0, run("upgrade head").code)
-        assert.equal("ck_c_n|t\nfk_c_p|t", T.query(db, "SELECT conname, convalidated FROM pg_constraint "
-          .. "WHERE conrelid = 'c'::regclass ORDER BY 1"))
+        assert.equal("ck_c_n|t\nfk_c_p|t", validated())
       else
         -- the rebuild checks every row: the CHECK fails on n = -1, and the step rolls back whole
         assert.equal(1, r.code)
@@ -62,8 +65,7 @@ for _, T in ipairs(S.targets()) do
       local r = run("upgrade head")
       assert.equal(0, r.code, r.err)
       if pg then
-        assert.equal("ck_c_n|t", T.query(db, "SELECT conname, convalidated FROM pg_constraint "
-          .. "WHERE conrelid = 'c'::regclass AND contype = 'c'"))
+        assert.equal("ck_c_n|t", validated("c"))
       else
         assert.truthy(r.err:find("warning: create_check_constraint('c', 'ck_c_n'): not_valid is PostgreSQL's", 1, true), r.err)
         assert.truthy(T.query(db, "SELECT sql FROM sqlite_master WHERE name = 'c'"):find("ck_c_n", 1, true))
