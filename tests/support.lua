@@ -280,4 +280,87 @@ function M.targets()
   }
 end
 
+-- json(text) -> the value of a JSON document (what --json prints), for specs; raises on malformed input
+function M.json(text)
+  local pos = 1
+  local function ws() pos = text:find("[^ \t\r\n]", pos) or #text + 1 end
+  local value
+  local ESC = { b = "\b", f = "\f", n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["/"] = "/" }
+  local function str()
+    local out = {}
+    pos = pos + 1
+    while true do
+      local c = text:sub(pos, pos)
+      if c == '"' then pos = pos + 1 return table.concat(out) end
+      if c == "" then error("unterminated string in JSON") end
+      if c == "\\" then
+        local e = text:sub(pos + 1, pos + 1)
+        if e == "u" then
+          out[#out + 1] = utf8.char(tonumber(text:sub(pos + 2, pos + 5), 16))
+          pos = pos + 6
+        else
+          out[#out + 1] = assert(ESC[e], "bad escape in JSON")
+          pos = pos + 2
+        end
+      else
+        out[#out + 1] = c
+        pos = pos + 1
+      end
+    end
+  end
+  function value()
+    ws()
+    local c = text:sub(pos, pos)
+    if c == "{" then
+      local t = {}
+      pos = pos + 1
+      ws()
+      if text:sub(pos, pos) == "}" then pos = pos + 1 return t end
+      repeat
+        ws()
+        local k = str()
+        ws()
+        assert(text:sub(pos, pos) == ":", "':' expected in JSON")
+        pos = pos + 1
+        t[k] = value()
+        ws()
+        c = text:sub(pos, pos)
+        pos = pos + 1
+      until c ~= ","
+      assert(c == "}", "'}' expected in JSON")
+      return t
+    elseif c == "[" then
+      local t = {}
+      pos = pos + 1
+      ws()
+      if text:sub(pos, pos) == "]" then pos = pos + 1 return t end
+      repeat
+        t[#t + 1] = value()
+        ws()
+        c = text:sub(pos, pos)
+        pos = pos + 1
+      until c ~= ","
+      assert(c == "]", "']' expected in JSON")
+      return t
+    elseif c == '"' then
+      return str()
+    end
+    for word, v in pairs({ ["true"] = true, ["false"] = false, ["null"] = M.JSON_NULL }) do
+      if text:sub(pos, pos + #word - 1) == word then
+        pos = pos + #word
+        return v
+      end
+    end
+    local num = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+    assert(num and num ~= "", "bad JSON at " .. pos)
+    pos = pos + #num
+    return tonumber(num)
+  end
+  local v = value()
+  ws()
+  assert(pos > #text, "trailing text after JSON")
+  return v
+end
+M.JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
+
 return M

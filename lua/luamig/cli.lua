@@ -9,7 +9,7 @@ local format, concat, ipairs, type, tostring, pcall, xpcall, require = string.fo
   tostring, pcall, xpcall, require
 
 local COMMANDS = { "init", "revision", "upgrade", "downgrade", "current", "history", "heads", "branches", "show",
-  "stamp", "merge", "check", "verify", "test" }
+  "stamp", "merge", "check", "verify", "lint", "test" }
 
 local GLOBAL_OPTIONS = {
   { short = "-c", long = "--config", arg = "FILE", key = "config", help = "the config file (default luamig.ini, or $LUAMIG_CONFIG)" },

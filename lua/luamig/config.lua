@@ -36,6 +36,10 @@ local function defaults(here)
     transaction_per_migration = true,
     lock_timeout = 60,
     statement_timeout = 0,
+    ddl_lock_timeout = 5,
+    ddl_lock_retries = 5,
+    lint_disable = {},
+    lint_postgres_version = nil,
     post_write_hooks = {},
     naming_convention = nil,
     x = {},
@@ -127,6 +131,10 @@ local function load(opts)
       cfg.truncate_slug_length = number("truncate_slug_length", 1) or cfg.truncate_slug_length
       cfg.lock_timeout = number("lock_timeout", 0) or cfg.lock_timeout
       cfg.statement_timeout = number("statement_timeout", 0) or cfg.statement_timeout
+      cfg.ddl_lock_timeout = number("ddl_lock_timeout", 0) or cfg.ddl_lock_timeout
+      cfg.ddl_lock_retries = number("ddl_lock_retries", 0) or cfg.ddl_lock_retries
+      cfg.lint_postgres_version = number("lint_postgres_version", 9) or cfg.lint_postgres_version
+      for rule in (get("lint_disable") or ""):gmatch("[^%s,]+") do cfg.lint_disable[#cfg.lint_disable + 1] = rule end
       local tpm = boolean("transaction_per_migration")
       if tpm ~= nil then cfg.transaction_per_migration = tpm end
       local vt = get("version_table")

@@ -317,7 +317,10 @@ end
 -- label(o) -> how messages name an op: "drop_column('t', 'c')", "create_index('t', 'ix_t_a')"
 function M.label(o)
   local what = o.column and (type(o.column) == "table" and o.column.name or o.column) or o.name
-  return what and format("%s('%s', '%s')", o.op, o.table, what) or format("%s('%s')", o.op, o.table)
+  local t = type(o.table) == "table" and o.table.name or o.table or o.old
+  if o.op == "drop_table" or o.op == "create_enum" or o.op == "drop_enum" then t, what = o.name, nil end
+  if t == nil then return what and format("%s('%s')", o.op, what) or o.op end
+  return what and format("%s('%s', '%s')", o.op, t, what) or format("%s('%s')", o.op, t)
 end
 
 -- reverse(o) -> the op that undoes o, or nil when o cannot be reversed from its own data. An op may carry the op

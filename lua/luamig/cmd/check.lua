@@ -53,6 +53,7 @@ return {
   usage = "luamig check",
   max_args = 0,
   diffs = diffs,
+  load_models = load_models,
   run = function(ctx)
     local list, err, code = diffs(ctx)
     if not list then return nil, err, code end
