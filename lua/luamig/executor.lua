@@ -217,6 +217,32 @@ end
 
 -- begin_run() / end_run(state): the dialect's session settings for a run, and their restore; nil, message when a
 -- setting cannot be made or restored
+-- Lock queues (ddl_lock_timeout): guard_locks(in_transaction) bounds the lock waits of the statements that follow
+-- (SET LOCAL in a transaction; a session setting outside one, which unguard() lifts); whether the executor can
+-- (guards_locks), whether an error is a lock wait given up (lock_timed_out), and who holds locks on tables
+-- (blockers).
+function Live:guards_locks()
+  return (self.cfg.ddl_lock_timeout or 0) > 0 and self.dialect:lock_guard_sql(1, true) ~= nil
+end
+
+function Live:guard_locks(in_transaction)
+  if not self:guards_locks() then return end
+  self:exec(self.dialect:lock_guard_sql(self.cfg.ddl_lock_timeout, in_transaction))
+  if not in_transaction then self.session_guard = true end
+end
+
+function Live:unguard()
+  if not self.session_guard then return true end
+  self.session_guard = false
+  local ok, msg = self.conn:exec(self.dialect.lock_unguard_sql)
+  if not ok then return nil, msg end
+  return true
+end
+
+function Live:lock_timed_out(err) return self.dialect:lock_timed_out(err) end
+function Live:blockers(tables, older_than) return self.dialect:blockers(self.conn, tables, older_than) end
+function Live:clean_after_lock_timeout(o) return self.dialect:clean_after_lock_timeout(self.conn, o) end
+
 function Live:begin_run() return self.dialect:begin_run(self.conn) end
 function Live:end_run(state) return self.dialect:end_run(self.conn, state) end
 
@@ -336,6 +362,12 @@ function Writer:rebuild(tbl, list, opts)
     .. "with --sql", what), 0)
 end
 
+function Writer.guards_locks() return false end
+function Writer.guard_locks() end
+function Writer.unguard() return true end
+function Writer.lock_timed_out() return false end
+function Writer.blockers() return NONE end
+function Writer.clean_after_lock_timeout() end
 function Writer.begin_run() return {} end
 function Writer.end_run() return true end
 

@@ -14,7 +14,7 @@ local lower, concat, tonumber, pcall = string.lower, table.concat, tonumber, pca
 local M = {}
 
 -- record(r, direction, dialect, cfg) -> the entries { o, line, in_tx } of one migration's upgrade or downgrade, or
--- nil, message (its code failed)
+-- nil, message, the entries recorded before its code failed
 function M.record(r, direction, dialect, cfg)
   local entries = {}
   local chunk = r.chunkname or ("@" .. r.shown)
@@ -50,8 +50,8 @@ function M.record(r, direction, dialect, cfg)
     return require("luamig.script_dir").error_text(e)
   end, op)
   if not ok then
-    if err:sub(1, #r.shown + 1) == r.shown .. ":" then return nil, err end
-    return nil, format("%s%s: %s", r.shown, where and (":" .. where) or "", err)
+    if err:sub(1, #r.shown + 1) == r.shown .. ":" then return nil, err, entries end
+    return nil, format("%s%s: %s", r.shown, where and (":" .. where) or "", err), entries
   end
   return entries
 end

@@ -2,7 +2,6 @@
 -- Locking"), and whether the statement rewrites or scans the table while it holds the lock. SQLite has one lock
 -- for the whole database; there the question is whether the op copies the table (a rebuild).
 -- Raw SQL (op.execute) is read by luamig.sql_classify; a statement it does not know has no entry.
-local sql_classify = require("luamig.sql_classify")
 local sql_text = require("luamig.sql_text")
 
 local ipairs, type, tostring = ipairs, type, tostring
@@ -115,7 +114,7 @@ local RAW = {
 function M.raw(o)
   if o.statements then return o.statements end
   local list = {}
-  for i, s in ipairs(sql_text.split(tostring(o.sql))) do list[i] = { sql = s, actions = sql_classify.classify(s) } end
+  for i, s in ipairs(sql_text.split(tostring(o.sql))) do list[i] = { sql = s, actions = require("luamig.sql_classify").classify(s) } end
   o.statements = list
   return list
 end

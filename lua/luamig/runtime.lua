@@ -14,7 +14,7 @@ local vt = require("luamig.version_table")
 
 local format, concat, ipairs, type, setmetatable = string.format, table.concat, ipairs, type, setmetatable
 local xpcall, getinfo, traceback, floor = xpcall, debug.getinfo, debug.traceback, math.floor
-local getmetatable, tostring = getmetatable, tostring
+local getmetatable, tostring, pcall = getmetatable, tostring, pcall
 
 local SqlErrorMT, one_line = executor.SqlErrorMT, executor.one_line
 local same_set, join_heads = vt.same_rows, vt.shown
@@ -23,6 +23,7 @@ local Runner = {}
 Runner.__index = Runner
 require("luamig.unfinished").install(Runner)
 require("luamig.stamp").install(Runner)
+require("luamig.lock_queue").install(Runner)
 
 local function noop() end
 
@@ -63,9 +64,10 @@ function Runner:run_op(o)
     x:bulk_insert(sql, cols, o.rows)
     return
   end
+  self.last_op = o
   for _, st in ipairs(d:compile(o)) do
     if type(st) == "string" then
-      x:exec(st)
+      self:exec_statement(st)
     elseif st.rebuild then
       x:rebuild(st.rebuild.table, { st.rebuild }, { try_alter = st.try_alter }, self.warn)
     elseif st.batch then
@@ -73,7 +75,7 @@ function Runner:run_op(o)
     elseif st.warn then
       self.warn(st.warn)
     else
-      x:exec(st.sql, st.params)
+      self:exec_statement(st.sql, st.params)
     end
   end
 end
@@ -131,6 +133,8 @@ local function step_label(direction, id, r)
   return l
 end
 
+function Runner.step_label(_, direction, id, r) return step_label(direction, id, r) end
+
 -- Formats a failure inside a step as one line naming the step, the file and line, and the statement.
 local function describe_failure(label, r, e)
   local err = e.err
@@ -166,7 +170,10 @@ function Runner:start_step(id, r, direction, expected, resume, label)
     local ok, msg = x:begin_step(r.transactional)
     if not ok then return nil, { msg = format("cannot start a transaction for %s: %s", label, msg) } end
   end
-  self.step = { id = id, r = r, direction = direction, resume = resume, detached = false }
+  self.step = { id = id, r = r, direction = direction, resume = resume, detached = false, lock_tries = nil }
+  -- the migration's statements wait for a table lock at most ddl_lock_timeout (SET LOCAL: this transaction only)
+  local gok, gerr = pcall(x.guard_locks, x, true)
+  if not gok then return self:step_failed(format("cannot set ddl_lock_timeout for %s: %s", label, tostring(gerr))) end
   if not x.tables_ready then
     local tok, terr = xpcall(ensure_tables_of, keep, x)
     if not tok then
@@ -263,12 +270,18 @@ function Runner:run_step(id, direction, expected, resume)
   if not ok then
     local details = self:failure_details(id, r)
     if self.verbose then details[#details + 1] = e.traceback end
-    return self:step_failed(describe_failure(label, r, e), details)
+    local again = not self.step.detached and getmetatable(e.err) == SqlErrorMT and x:lock_timed_out(e.err)
+    local res, info = self:step_failed(describe_failure(label, r, e), details)
+    x:unguard()
+    if again then info.lock_timeout, info.op = true, self.last_op end
+    return res, info
   end
   if not self.outer_tx then
     local cok, cmsg = x:end_step()
     if not cok then return self:step_failed(format("%s: COMMIT failed: %s", label, cmsg)) end
   end
+  local uok, uerr = x:unguard()
+  if not uok then return nil, { msg = format("%s: cannot lift ddl_lock_timeout again: %s", label, tostring(uerr)) } end
   self.step = nil
   local ms = x:elapsed_ms(t0)
   self.progress(ms and format("%s, %s (%d ms)", label, r.message, ms) or (label .. ", " .. r.message))
@@ -423,7 +436,7 @@ function Runner:migrate_steps(direction, spec, opts)
   end
   local i = 1
   while i <= #plan do
-    local res, info = self:run_step(plan[i], direction, current)
+    local res, info = self:guarded_step(plan[i], direction, current)
     if res == nil then
       if single_tx then
         self.outer_tx = false

@@ -37,6 +37,8 @@ function Methods:detach()
   end
   self.x:detach(step)
   step.detached = true
+  -- statements outside a transaction wait for table locks no longer than inside one (ddl_lock_timeout)
+  self.x:guard_locks(false)
 end
 
 -- op.autocommit_block(fn): the statements of fn run outside a transaction (CREATE INDEX CONCURRENTLY, VACUUM).

@@ -289,5 +289,18 @@ function Base.lock_holder() return nil end
 function Base.type_key(_, sql) return sql end
 -- column_in_use(conn, tbl, col, vt) -> whether dropping the column needs more than ALTER TABLE
 function Base.column_in_use() return false end
+-- Lock queues (ddl_lock_timeout). lock_guard_sql(seconds, in_transaction) -> the statement that bounds how long a
+-- migration statement waits for a table lock (nil: the database has no such queue to guard against);
+-- lock_unguard_sql -> the statement that lifts a session-level bound again.
+function Base.lock_guard_sql() return nil end
+Base.lock_unguard_sql = nil
+-- lock_timed_out(err) -> whether a failed statement gave up waiting for a lock (and may be tried again)
+function Base.lock_timed_out() return false end
+-- blockers(conn, tables, older_than) -> the other sessions holding a lock on one of the tables in a transaction
+-- open longer than older_than seconds: { pid, state, secs, query, application_name, relname }
+function Base.blockers() return {} end
+-- clean_after_lock_timeout(conn, o): what a statement of op value o that gave up waiting leaves behind, removed
+-- before it is tried again
+function Base.clean_after_lock_timeout() end
 
 return Base

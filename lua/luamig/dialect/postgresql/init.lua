@@ -287,4 +287,45 @@ function PG.acquire_lock(_, db, cfg, say)
 end
 function PG.lock_holder(_, db, cfg) return require("luamig.dialect.postgresql.lock").held_by(db, cfg) end
 
+-- ddl_lock_timeout: SET LOCAL inside a migration's transaction; a session SET around statements that run outside
+-- one (lifted with SET lock_timeout = DEFAULT when the migration ends)
+function PG.lock_guard_sql(_, seconds, in_transaction)
+  return format("SET %slock_timeout = %d", in_transaction and "LOCAL " or "", math.max(1, math.floor(seconds * 1000 + 0.5)))
+end
+PG.lock_unguard_sql = "SET lock_timeout = DEFAULT"
+-- SQLSTATE 55P03: lock_not_available, what lock_timeout raises
+function PG.lock_timed_out(_, err) return type(err) == "table" and err.code == "55P03" end
+
+local BLOCKERS = "SELECT DISTINCT a.pid, a.state, a.application_name, c.relname, "
+  .. "floor(extract(epoch FROM now() - a.xact_start))::int AS secs, "
+  .. "left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) AS query "
+  .. "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_class c ON c.oid = l.relation "
+  .. "JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+  .. "WHERE l.granted AND l.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL "
+  .. "AND a.xact_start <= now() - make_interval(secs => ?::float8) AND pg_catalog.pg_table_is_visible(c.oid) "
+local ORDER = " ORDER BY secs DESC, a.pid"
+
+-- A CREATE INDEX CONCURRENTLY that timed out leaves an INVALID index of its name behind, on which the retry would
+-- fail ("already exists"): it is dropped first. Only an invalid one: an index that was already there stays.
+function PG.clean_after_lock_timeout(d, conn, o)
+  if not (o and o.op == "create_index" and o.concurrently) then return end
+  local rows = conn:query("SELECT 1 AS invalid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = "
+    .. "i.indexrelid WHERE c.relname = ? AND NOT i.indisvalid AND pg_catalog.pg_table_is_visible(c.oid)", { o.name })
+  if rows and rows[1] then conn:exec("DROP INDEX CONCURRENTLY IF EXISTS " .. d:quote(o.name)) end
+end
+
+-- blockers(conn, tables, older_than): tables nil asks about every table (a cheap first look before a migration's
+-- own tables are known)
+function PG.blockers(_, conn, tables, older_than)
+  if tables and #tables == 0 then return {} end
+  local rows
+  if tables then
+    rows = conn:query(BLOCKERS .. "AND c.relname = ANY (string_to_array(?, ','))" .. ORDER,
+      { older_than or 0, table.concat(tables, ",") })
+  else
+    rows = conn:query(BLOCKERS .. "AND c.relkind IN ('r', 'p')" .. ORDER, { older_than or 0 })
+  end
+  return rows or {}
+end
+
 return PG
