@@ -13,7 +13,7 @@ local lpeg = require("lpeg")
 
 local P, R, S, C, Cc, Ct, Cg = lpeg.P, lpeg.R, lpeg.S, lpeg.C, lpeg.Cc, lpeg.Ct, lpeg.Cg
 local V, Cf, Cmt = lpeg.V, lpeg.Cf, lpeg.Cmt
-local lower, upper, ipairs, pairs, type = string.lower, string.upper, ipairs, pairs, type
+local lower, upper, ipairs, pairs, type, pcall = string.lower, string.upper, ipairs, pairs, type, pcall
 
 local idchar = R("az", "AZ", "09") + S("_$")
 local line_comment = P("--") * (1 - P("\n")) ^ 0
@@ -127,7 +127,7 @@ local action = add_constraint + add_col
   + Ct(K("rename constraint") * kind("rename_constraint") * name * K("to") * field("to", name))
   + Ct(K("rename to") * kind("rename_table") * field("to", name))
   + Ct(K("rename") * K("column") ^ -1 * kind("rename_column") * field("column", name) * K("to") * field("to", name))
-  + Ct(kind("alter_other") * clause)
+  + Ct(kind("alter_other") * (clause / 0))
 
 local alter_table = K("alter table") * K("if exists") ^ -1 * K("only") ^ -1 * Cg(qname, "table_name")
   * Ct(action * (P(",") * sp * action) ^ 0)
@@ -153,7 +153,14 @@ local create_index = K("create") * Ct(field("unique", K("unique") * Cc(true)) ^ 
 local drop_index = K("drop index") * Ct(field("concurrently", K("concurrently") * Cc(true)) ^ -1 * K("if exists") ^ -1
   * field("name", qname) * kind("drop_index") * (P(",") * sp * qname) ^ 0 * rest)
 
-local lock_mode = K("in") * C((1 - K("mode")) ^ 1) * K("mode") / function(m) return upper(m:match("^(.-)%s*$")) end
+local MODES = {}
+for _, m in ipairs({ "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
+  "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE" }) do MODES[m] = true end
+-- a lock mode as PostgreSQL names it, or false for words that are none
+local lock_mode = K("in") * C((1 - K("mode")) ^ 1) * K("mode") / function(m)
+  m = upper(m):gsub("%s+", " "):match("^%s*(.-)%s*$")
+  return MODES[m] and m or false
+end
 
 local statement = Ct(alter_table) / function(t)
     local out = t[1]
@@ -182,6 +189,7 @@ local statement = Ct(alter_table) / function(t)
   + K("lock") * K("table") ^ -1 * K("only") ^ -1 * Ct(qname_list) * (lock_mode + Cc("ACCESS EXCLUSIVE"))
     * K("nowait") ^ -1 / function(tables, mode)
       local out = {}
+      if not mode then return out end
       for i, t in ipairs(tables) do out[i] = { kind = "lock", table = t, mode = mode } end
       return out
     end
@@ -193,7 +201,9 @@ local grammar = sp * statement * sp * P(";") ^ -1 * sp * -1
 
 -- classify(sql) -> list of actions, or nil when the statement is not one the grammar knows
 local function classify(sql)
-  local res = grammar:match(sql)
+  -- (lpeg gives up on nesting deeper than its backtrack stack: such a statement is one it does not know)
+  local ok, res = pcall(grammar.match, grammar, sql)
+  if not ok then return nil end
   if type(res) ~= "table" or #res == 0 then return nil end
   return res
 end

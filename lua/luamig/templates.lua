@@ -66,6 +66,13 @@ transaction_per_migration = true
 # seconds to wait for another luamig run holding the lock
 lock_timeout = 60
 statement_timeout = 0
+# PostgreSQL: how long a migration statement may wait for a table lock (seconds; 0 = no limit, no retries), and
+# how many times a migration that timed out is tried again
+ddl_lock_timeout = 5
+ddl_lock_retries = 5
+# luamig lint: rule ids to skip (comma separated), and the PostgreSQL version it assumes offline
+lint_disable =
+# lint_postgres_version = 15
 # commands run on every generated file; REVISION_SCRIPT_FILENAME is replaced by its path
 post_write_hooks =
 ]]

@@ -4,6 +4,8 @@ local ini = require("luamig.ini")
 local url = require("luamig.url")
 local target = require("luamig.target")
 local sql_text = require("luamig.sql_text")
+local sql_classify = require("luamig.sql_classify")
+local lock_plan = require("luamig.lock_plan")
 local reflect = require("luamig.reflect")
 local script_dir = require("luamig.script_dir")
 local core = require("luamig.core")
@@ -68,6 +70,26 @@ function T.sql(s)
   assert(text or is_message(err))
   local num, values = sql_text.numbered(s, params)
   assert(num or is_message(values))
+end
+
+-- Raw SQL as lint reads it (op.execute): each statement classified, or not; every action has a known kind and
+-- gives locks on named tables
+local KINDS = {}
+for k in ("add_column drop_column alter_type set_not_null drop_not_null set_default drop_default add_constraint "
+  .. "validate_constraint drop_constraint rename_column rename_table rename_constraint alter_other create_table "
+  .. "drop_table create_index drop_index vacuum_full vacuum cluster reindex lock dml"):gmatch("%S+") do KINDS[k] = true end
+
+function T.lint_sql(s)
+  for _, st in ipairs(sql_text.split(s)) do
+    local actions = sql_classify.classify(st)
+    assert(actions == nil or (type(actions) == "table" and #actions > 0), "an empty classification")
+    for _, a in ipairs(actions or {}) do
+      assert(KINDS[a.kind], "an action of no known kind")
+      for _, l in ipairs(lock_plan.action_locks(a)) do
+        assert(type(l.table) == "string" and lock_plan.RANK[l.mode], "a lock without a table or a known mode")
+      end
+    end
+  end
 end
 
 -- SQLite CREATE TABLE text, as reflection reads it from sqlite_master
