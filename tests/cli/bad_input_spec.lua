@@ -138,7 +138,7 @@ describe("#cli bad input", function()
   end)
 
   it("usage errors exit 2", function()
-    expect("frobnicate", 2, "luamig: unknown command 'frobnicate' (commands: init, revision, upgrade, downgrade, current, history, heads, branches, show, stamp, merge, check, verify, test)")
+    expect("frobnicate", 2, "luamig: unknown command 'frobnicate' (commands: init, revision, upgrade, downgrade, current, history, heads, branches, show, stamp, merge, check, verify, lint, test)")
     expect("upgrade --frob", 2, "luamig: unknown option '--frob' for 'upgrade' (see luamig upgrade --help)")
     expect("downgrade", 2, "luamig: downgrade: expected one TARGET, got 0 argument(s)")
     expect("revision", 2, "luamig: revision needs a message: luamig revision -m \"add user table\"")

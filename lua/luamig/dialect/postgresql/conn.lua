@@ -5,7 +5,7 @@ local core = require("luamig.core")
 local url = require("luamig.url")
 local sql_text = require("luamig.sql_text")
 
-local format, floor, max, setmetatable = string.format, math.floor, math.max, setmetatable
+local format, floor, ceil, max, setmetatable = string.format, math.floor, math.ceil, math.max, setmetatable
 
 local PgConn = {}
 PgConn.__index = PgConn
@@ -36,7 +36,9 @@ end
 -- to what is left of the time); nil restores the configured statement_timeout. true, or nil, message. (In a
 -- transaction a failure aborted, the restore fails, and the rollback undoes the SET anyway.)
 function PgConn:set_deadline(t)
-  local ms = t and max(1, floor((t - core.clock()) * 1000)) or self.statement_timeout_ms
+  -- (rounded up, and a millisecond more: the server never cancels before t, so the runner, seeing the clock past
+  -- t, can tell that the deadline ended the statement)
+  local ms = t and max(1, ceil((t - core.clock()) * 1000) + 1) or self.statement_timeout_ms
   local ok, err = self.raw:exec(format("SET statement_timeout = %d", ms))
   if not ok then return nil, err end
   return true
