@@ -5,8 +5,9 @@
 --   local rev, err = luamig.init{ url = ..., script_location = ... } -- at start-up: lock, upgrade to head, revision
 --
 -- open's options: config (an ini file; without it nothing is read from disk but the scripts), section, url,
--- script_location, version_table, lock_timeout, statement_timeout, models (a list of module names), x (a table
--- for env.lua), log (a function(line) that receives progress lines; none are printed otherwise).
+-- script_location, version_table, lock_timeout, statement_timeout, ddl_lock_timeout, ddl_lock_retries, models (a
+-- list of module names), x (a table for env.lua), log (a function(line) that receives progress lines; none are
+-- printed otherwise).
 local context = require("luamig.context")
 
 local format, concat, ipairs, type, tostring, setmetatable, xpcall, traceback = string.format, table.concat, ipairs,
@@ -33,7 +34,7 @@ local function guard(fn, ...)
   return table.unpack(res, 2, res.n)
 end
 
-local OVERRIDES = { "version_table", "lock_timeout", "statement_timeout" }
+local OVERRIDES = { "version_table", "lock_timeout", "statement_timeout", "ddl_lock_timeout", "ddl_lock_retries" }
 
 local function open(opts)
   if type(opts) ~= "table" then return nil, "luamig.open takes a table of options" end
