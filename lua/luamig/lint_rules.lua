@@ -49,9 +49,9 @@ local VOLATILE = { "random%s*%(", "gen_random_uuid%s*%(", "uuid_generate_v%d%s*%
 function M.volatile(default, version)
   if default == nil or default == false then return false end
   if version and version < 11 then return true end -- before 11 every default is written into every row
-  if not schema.is_text(default) and type(default) ~= "string" then return false end
-  local text = lower(tostring(default))
-  if type(default) == "string" and not schema.is_text(default) and not text:find("%(") then return false end
+  -- (a string, a number or a boolean is a literal: only SQL text, op.text(...), can call a function)
+  if not schema.is_text(default) then return false end
+  local text = lower(default.sql)
   for _, p in ipairs(VOLATILE) do if text:find(p) then return true end end
   return false
 end

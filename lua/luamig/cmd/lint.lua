@@ -45,6 +45,7 @@ return {
   description = "RANGE: FROM:TO as for history. Default: the migrations the database has not applied; with no database "
     .. "reachable, or with --dialect, every file.",
   max_args = 1,
+  args_help = "at most one RANGE",
   options = {
     { long = "--all", key = "all", help = "every migration file, applied or not" },
     { long = "--downgrade", key = "downgrade", help = "the downgrades too" },
@@ -69,6 +70,8 @@ return {
     else
       local heads, hdb = ctx:version_rows()
       if heads then
+        local known, kerr = ctx:resolver():check_known(heads)
+        if not known then return nil, kerr, exitcodes.FAILED end
         db, dialect = hdb, hdb.dialect
         if not o.all then current = heads end
       else
