@@ -104,8 +104,15 @@ function Live:rollback_into(details)
   return details
 end
 
--- A step: BEGIN before it (every step, so that the version rows are re-read inside it), COMMIT after.
-Live.begin_step = Live.begin
+-- A step: BEGIN before it (every step, so that the version rows are re-read inside it), COMMIT after. Where the
+-- statements' lock waits are bounded (ddl_lock_timeout), the SET LOCAL goes with the BEGIN, in one round trip.
+function Live:begin_step()
+  local sql = self.dialect.begin_sql
+  if self:guards_locks() then sql = sql .. "; " .. self.dialect:lock_guard_sql(self.cfg.ddl_lock_timeout, true) end
+  local ok, msg = self.conn:exec(sql)
+  if not ok then return nil, self.dialect:busy_hint(msg, self.cfg) end
+  return true
+end
 function Live:end_step() return self:commit() end
 
 -- ensure_tx(): a step that ran outside its transaction records itself in a new one
@@ -241,6 +248,7 @@ end
 
 function Live:lock_timed_out(err) return self.dialect:lock_timed_out(err) end
 function Live:blockers(tables, older_than) return self.dialect:blockers(self.conn, tables, older_than) end
+function Live:oldest_transaction() return self.dialect:oldest_transaction(self.conn) end
 function Live:clean_after_lock_timeout(o) return self.dialect:clean_after_lock_timeout(self.conn, o) end
 
 function Live:begin_run() return self.dialect:begin_run(self.conn) end
@@ -367,6 +375,7 @@ function Writer.guard_locks() end
 function Writer.unguard() return true end
 function Writer.lock_timed_out() return false end
 function Writer.blockers() return NONE end
+function Writer.oldest_transaction() return nil end
 function Writer.clean_after_lock_timeout() end
 function Writer.begin_run() return {} end
 function Writer.end_run() return true end

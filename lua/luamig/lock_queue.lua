@@ -94,13 +94,22 @@ function Methods:guarded_step(id, direction, expected, resume)
   local r = self.graph:get(id)
   local label = self:step_label(direction, id, r)
   local timeout, retries = cfg.ddl_lock_timeout, self:lock_retries()
-  -- the migration's tables, known from its op values once some transaction has held locks that long at all (so
-  -- that its code runs a second time only then)
+  -- held_long() -> whether a session holds a lock on one of the migration's tables in a transaction open longer
+  -- than ddl_lock_timeout. The cheap look first (the oldest transaction of any other session; from its age, until
+  -- when no transaction can be that old: no look is needed before then); the migration's tables, known from its op
+  -- values (its code run a second time), only when some transaction is old enough.
   local tables
   local function held_long()
-    local ok, list = pcall(x.blockers, x, nil, timeout)
-    if not ok or #list == 0 then return false end
+    local now = core.clock()
+    if self.no_old_transaction_until and now < self.no_old_transaction_until then return false end
+    local ok, age = pcall(x.oldest_transaction, x)
+    if not ok then return false end
+    if not age or age <= timeout then
+      self.no_old_transaction_until = now + timeout - (age or 0)
+      return false
+    end
     tables = tables or self:touched_tables(r, direction)
+    local list
     ok, list = pcall(x.blockers, x, tables, timeout)
     return ok and #list > 0
   end

@@ -171,9 +171,6 @@ function Runner:start_step(id, r, direction, expected, resume, label)
     if not ok then return nil, { msg = format("cannot start a transaction for %s: %s", label, msg) } end
   end
   self.step = { id = id, r = r, direction = direction, resume = resume, detached = false, lock_tries = nil }
-  -- the migration's statements wait for a table lock at most ddl_lock_timeout (SET LOCAL: this transaction only)
-  local gok, gerr = pcall(x.guard_locks, x, true)
-  if not gok then return self:step_failed(format("cannot set ddl_lock_timeout for %s: %s", label, tostring(gerr))) end
   if not x.tables_ready then
     local tok, terr = xpcall(ensure_tables_of, keep, x)
     if not tok then
@@ -393,6 +390,11 @@ function Runner:open_single_transaction(plan, replan)
   local x = self.x
   local ok, msg = x:begin()
   if not ok then return nil, { msg = "cannot start a transaction: " .. tostring(msg) } end
+  -- the run's statements wait for a table lock at most ddl_lock_timeout (SET LOCAL: this transaction only)
+  local gok, gerr = pcall(x.guard_locks, x, true)
+  if not gok then
+    return nil, { msg = "cannot set ddl_lock_timeout: " .. tostring(gerr), details = x:rollback_into(nil) }
+  end
   self.outer_tx = true
   -- inside the transaction the heads are final: plan again from them
   local current, err = x:heads()

@@ -299,6 +299,8 @@ function Base.lock_timed_out() return false end
 -- blockers(conn, tables, older_than) -> the other sessions holding a lock on one of the tables in a transaction
 -- open longer than older_than seconds: { pid, state, secs, query, application_name, relname }
 function Base.blockers() return {} end
+-- oldest_transaction(conn) -> seconds the oldest transaction of another session has been open, or nil
+function Base.oldest_transaction() return nil end
 -- clean_after_lock_timeout(conn, o): what a statement of op value o that gave up waiting leaves behind, removed
 -- before it is tried again
 function Base.clean_after_lock_timeout() end

@@ -18,7 +18,8 @@ function PgConn:exec(sql, params)
 end
 
 function PgConn:query(sql, params)
-  local text, values, n = sql_text.numbered(sql, params or {})
+  if params == nil then return self.raw:query(sql) end
+  local text, values, n = sql_text.numbered(sql, params)
   if not text then return nil, values, "22023" end
   return self.raw:query(text, values, n)
 end

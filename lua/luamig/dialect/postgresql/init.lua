@@ -314,18 +314,19 @@ function PG.clean_after_lock_timeout(d, conn, o)
   if rows and rows[1] then conn:exec("DROP INDEX CONCURRENTLY IF EXISTS " .. d:quote(o.name)) end
 end
 
--- blockers(conn, tables, older_than): tables nil asks about every table (a cheap first look before a migration's
--- own tables are known)
 function PG.blockers(_, conn, tables, older_than)
-  if tables and #tables == 0 then return {} end
-  local rows
-  if tables then
-    rows = conn:query(BLOCKERS .. "AND c.relname = ANY (string_to_array(?, ','))" .. ORDER,
-      { older_than or 0, table.concat(tables, ",") })
-  else
-    rows = conn:query(BLOCKERS .. "AND c.relkind IN ('r', 'p')" .. ORDER, { older_than or 0 })
-  end
-  return rows or {}
+  if #tables == 0 then return {} end
+  return conn:query(BLOCKERS .. "AND c.relname = ANY (string_to_array(?, ','))" .. ORDER,
+    { older_than or 0, table.concat(tables, ",") }) or {}
+end
+
+-- oldest_transaction(conn) -> how long (seconds) the oldest transaction of another client session has been open,
+-- or nil when there is none: pg_stat_activity alone, the cheap look a run takes before its migrations (pg_locks,
+-- in blockers, only when a transaction is old enough to matter)
+function PG.oldest_transaction(_, conn)
+  local rows = conn:query("SELECT extract(epoch FROM now() - min(xact_start))::float8 AS age FROM "
+    .. "pg_catalog.pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+  return rows and rows[1] and tonumber(rows[1].age)
 end
 
 return PG
