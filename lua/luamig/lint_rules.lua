@@ -273,7 +273,8 @@ function OP.drop_index(run, mig, e, o)
   if run.dialect ~= "postgresql" then return end
   if o.concurrently then
     if e.in_tx then concurrently_in_tx(run, e, o.table, "DROP INDEX") end
-  elseif not (o.table and mig.created[o.table]) then
+  elseif not (o.table and (mig.created[o.table] or mig.dropped[o.table])) then
+    -- (an index of a table the migration creates, or drops anyway, blocks nobody)
     drop_index_blocking(run, e, o.table, o.name)
   end
 end

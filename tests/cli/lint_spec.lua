@@ -187,16 +187,32 @@ describe("#sqlite lint", function()
     assert(os.execute(string.format("cp -r %s/. %s/", S.q(S.root .. "/examples/custom_migrations"), S.q(example))))
     assert(os.execute("rm -rf " .. S.q(example .. "/migrations/versions/.luamig-cache") .. " "
       .. S.q(example .. "/migrations/versions/.luamig-code")))
-    for _, p in ipairs({ demo, example }) do
+    -- a project of its own on the kit: its models, one migration creating the four tables with the kit helpers
+    local kit = S.tmpdir()
+    S.write(kit .. "/luamig.ini", "[luamig]\nscript_location = .\nmodels = luamig.kit.models\n")
+    S.migration(kit .. "/versions", { rev = "k1", msg = "the kit tables", up = [[
+  local kit = require("luamig.kit.helpers")
+  kit.create_configs_table(op)
+  kit.create_artifacts_table(op)
+  kit.create_config_artifacts_table(op)
+  kit.create_tasks_table(op)]], down_body = [[
+  local kit = require("luamig.kit.helpers")
+  kit.drop_tasks_table(op)
+  kit.drop_config_artifacts_table(op)
+  kit.drop_artifacts_table(op)
+  kit.drop_configs_table(op)]] })
+    for _, p in ipairs({ demo, example, kit }) do
       for _, d in ipairs({ "postgresql", "sqlite" }) do
         local r, doc = lint(p, "--dialect " .. d .. " --downgrade --json")
         assert.equal(0, doc.errors, r.out)
+        assert.is_true(doc.migrations >= 1)
         local r2 = lint(p, "--dialect " .. d)
         assert.equal(0, r2.code, r2.err)
       end
     end
     S.rmrf(demo)
     S.rmrf(example)
+    S.rmrf(kit)
   end)
 
   it("connected, lints only what the database has not applied (--all: every file), and counts a rebuild's rows", function()
