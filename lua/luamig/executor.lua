@@ -50,7 +50,10 @@ Live.__index = Live
 
 -- live(conn, dialect, cfg) -> executor over a driver connection
 local function live(conn, dialect, cfg)
-  return setmetatable({ conn = conn, dialect = dialect, cfg = cfg, tables_ready = false }, Live)
+  -- (ddl_lock_timeout: the statement that bounds a step's lock waits, made once; nil where there is none)
+  local guard = (cfg.ddl_lock_timeout or 0) > 0 and dialect:lock_guard_sql(cfg.ddl_lock_timeout, true) or nil
+  return setmetatable({ conn = conn, dialect = dialect, cfg = cfg, tables_ready = false, session_guard = false,
+    begin_guarded = guard and (dialect.begin_sql .. "; " .. guard) }, Live)
 end
 
 -- exec(sql, params, expect) -> rows changed; raises a SQL error. expect: the number of rows the statement must
@@ -107,9 +110,7 @@ end
 -- A step: BEGIN before it (every step, so that the version rows are re-read inside it), COMMIT after. Where the
 -- statements' lock waits are bounded (ddl_lock_timeout), the SET LOCAL goes with the BEGIN, in one round trip.
 function Live:begin_step()
-  local sql = self.dialect.begin_sql
-  if self:guards_locks() then sql = sql .. "; " .. self.dialect:lock_guard_sql(self.cfg.ddl_lock_timeout, true) end
-  local ok, msg = self.conn:exec(sql)
+  local ok, msg = self.conn:exec(self.begin_guarded or self.dialect.begin_sql)
   if not ok then return nil, self.dialect:busy_hint(msg, self.cfg) end
   return true
 end
@@ -222,15 +223,11 @@ function Live:rebuild(tbl, list, opts, warn)
   self.dialect:rebuild(self, tbl, list, opts, warn)
 end
 
--- begin_run() / end_run(state): the dialect's session settings for a run, and their restore; nil, message when a
--- setting cannot be made or restored
 -- Lock queues (ddl_lock_timeout): guard_locks(in_transaction) bounds the lock waits of the statements that follow
 -- (SET LOCAL in a transaction; a session setting outside one, which unguard() lifts); whether the executor can
 -- (guards_locks), whether an error is a lock wait given up (lock_timed_out), and who holds locks on tables
 -- (blockers).
-function Live:guards_locks()
-  return (self.cfg.ddl_lock_timeout or 0) > 0 and self.dialect:lock_guard_sql(1, true) ~= nil
-end
+function Live:guards_locks() return self.begin_guarded ~= nil end
 
 function Live:guard_locks(in_transaction)
   if not self:guards_locks() then return end
@@ -251,6 +248,8 @@ function Live:blockers(tables, older_than) return self.dialect:blockers(self.con
 function Live:oldest_transaction() return self.dialect:oldest_transaction(self.conn) end
 function Live:clean_after_lock_timeout(o) return self.dialect:clean_after_lock_timeout(self.conn, o) end
 
+-- begin_run() / end_run(state): the dialect's session settings for a run, and their restore; nil, message when a
+-- setting cannot be made or restored
 function Live:begin_run() return self.dialect:begin_run(self.conn) end
 function Live:end_run(state) return self.dialect:end_run(self.conn, state) end
 

@@ -7,8 +7,9 @@ local ops = require("luamig.ops")
 local rules = require("luamig.lint_rules")
 local lock_plan = require("luamig.lock_plan")
 local types = require("luamig.types")
+local script_dir = require("luamig.script_dir")
 
-local format, ipairs, type, tostring, xpcall, getinfo = string.format, ipairs, type, tostring, xpcall, debug.getinfo
+local format, ipairs, type, tostring, xpcall = string.format, ipairs, type, tostring, xpcall
 local lower, concat, tonumber, pcall = string.lower, table.concat, tonumber, pcall
 
 local M = {}
@@ -19,14 +20,8 @@ function M.record(r, direction, dialect, cfg)
   local entries = {}
   local chunk = r.chunkname or ("@" .. r.shown)
   local in_tx = r.transactional
-  local function line_now()
-    for level = 3, 80 do
-      local info = getinfo(level, "Sl")
-      if not info then return nil end
-      if info.source == chunk then return info.currentline end
-    end
-  end
-  local function keep(o) entries[#entries + 1] = { o = o, line = line_now(), in_tx = in_tx } end
+  local line_in, error_text = script_dir.line_in, script_dir.error_text
+  local function keep(o) entries[#entries + 1] = { o = o, line = line_in(chunk), in_tx = in_tx } end
   -- op.get_bind() in a lint: statements are recorded like op.execute, queries see no rows
   local bind = {
     exec = function(_, sql, params)
@@ -46,8 +41,8 @@ function M.record(r, direction, dialect, cfg)
   if fn == nil then return entries end
   local where
   local ok, err = xpcall(fn, function(e)
-    where = line_now()
-    return require("luamig.script_dir").error_text(e)
+    where = line_in(chunk)
+    return error_text(e)
   end, op)
   if not ok then
     if err:sub(1, #r.shown + 1) == r.shown .. ":" then return nil, err, entries end

@@ -310,7 +310,7 @@ end
 local RAW = {}
 
 function RAW.drop_table(run, mig, e, a) if not mig.created[a.table] then drop_table(run, e, a.table) end end
-function RAW.drop_column(run, mig, e, a) if not mig.created[a.table] then drop_column(run, e, a.table, a.column) end end
+RAW.drop_column = OP.drop_column -- (the same fields: table, column)
 function RAW.rename_table(run, mig, e, a) if not mig.created[a.table] then rename_table(run, e, a.table, a.to) end end
 function RAW.rename_column(run, mig, e, a)
   if not mig.created[a.table] then rename_column(run, e, a.table, a.column, a.to) end

@@ -24,12 +24,11 @@ function Methods:exec_statement(sql, params)
     step.lock_tries = step.lock_tries or 0
     if not x:lock_timed_out(err) or step.lock_tries >= self:lock_retries() then error(err, 0) end
     step.lock_tries = step.lock_tries + 1
-    local wait = self:backoff(step.lock_tries)
+    local wait, o = self:backoff(step.lock_tries), self.last_op
+    local tables = lock_plan.tables(o)
     self.warn(format("%s: lock timeout on %s (%s); retry %d of %d of the statement in %.1f s%s",
-      step.direction .. " " .. step.id, self:tables_text(lock_plan.tables(self.last_op)),
-      self.last_op.op == "execute" and "execute" or require("luamig.ops").label(self.last_op), step.lock_tries,
-      self:lock_retries(), wait,
-      self:blocked_by(lock_plan.tables(self.last_op), "; ")))
+      step.direction .. " " .. step.id, self:tables_text(tables), o.op == "execute" and "execute"
+      or require("luamig.ops").label(o), step.lock_tries, self:lock_retries(), wait, self:blocked_by(tables, "; ")))
     core.sleep(wait)
     x:clean_after_lock_timeout(self.last_op)
   end

@@ -13,7 +13,7 @@ local executor = require("luamig.executor")
 local vt = require("luamig.version_table")
 
 local format, concat, ipairs, type, setmetatable = string.format, table.concat, ipairs, type, setmetatable
-local xpcall, getinfo, traceback, floor = xpcall, debug.getinfo, debug.traceback, math.floor
+local xpcall, traceback, floor = xpcall, debug.traceback, math.floor
 local getmetatable, tostring, pcall = getmetatable, tostring, pcall
 
 local SqlErrorMT, one_line = executor.SqlErrorMT, executor.one_line
@@ -38,16 +38,8 @@ local function new(opts)
     locked = opts.locked, step = nil, outer_tx = false, running_chunk = nil }, Runner)
   -- Where in the migration file an error happened: the innermost stack level running that file.
   r.on_error = function(e)
-    local line, chunk = nil, r.running_chunk
-    for level = 2, 200 do
-      local info = getinfo(level, "Sl")
-      if not info then break end
-      if info.source == chunk then
-        line = info.currentline
-        break
-      end
-    end
-    return { err = e, line = line, traceback = traceback(require("luamig.script_dir").error_text(e), 2) }
+    local script_dir = require("luamig.script_dir")
+    return { err = e, line = script_dir.line_in(r.running_chunk), traceback = traceback(script_dir.error_text(e), 2) }
   end
   return r
 end
@@ -108,6 +100,26 @@ function Runner:resolve_upgrade(spec, current)
   local out = {}
   for i, r in ipairs(recs) do out[i] = r.revision end
   return out
+end
+
+-- range(text, current) -> the ids of a range "FROM:TO" ("FROM:", ":TO"; each end a target resolved as for upgrade
+-- against the heads current), newest first, both ends included; or nil, message, true when text is no range at all
+function Runner:range(text, current)
+  local from, to = text:match("^([^:]*):(.*)$")
+  if not from then return nil, "a range is FROM:TO, FROM: or :TO", true end
+  local lower, upper
+  if from ~= "" then
+    local ids, err = self:resolve_upgrade(from, current)
+    if not ids then return nil, err end
+    if #ids > 0 then lower = ids end
+  end
+  if to ~= "" then
+    local ids, err = self:resolve_upgrade(to, current)
+    if not ids then return nil, err end
+    if #ids == 0 then return {} end
+    upper = ids
+  end
+  return self.graph:range(lower, upper)
 end
 
 -- resolve_downgrade(spec, current) -> target record (a base marker for base), branch (or nil); or nil, message

@@ -36,6 +36,17 @@ local function error_text(e)
   return format("an error value of type %s, with no message", type(e))
 end
 
+-- line_in(chunk) -> the current line of the innermost stack level running the chunk (a migration file's
+-- chunkname), or nil: where in the file an error happened, or an op was called
+local getinfo = debug.getinfo
+local function line_in(chunk)
+  for level = 2, 200 do
+    local info = getinfo(level, "Sl")
+    if not info then return nil end
+    if info.source == chunk then return info.currentline end
+  end
+end
+
 local EMPTY = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 
 -- string_list(v, what, shown, cached) -> v as a list of strings (a copy), or nil, message. cached: v is a list the
@@ -387,5 +398,5 @@ local function load_env(script_location, context)
   return res
 end
 
-return { load_file = load_file, load_all = load_all, materialize = materialize, save_code = cache.save_code, record_from = record_from, error_text = error_text, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
+return { load_file = load_file, load_all = load_all, materialize = materialize, save_code = cache.save_code, record_from = record_from, error_text = error_text, line_in = line_in, scan = scan, list_files = list_files, load_env = load_env, checksum = checksum,
   sandbox = sandbox }

@@ -5,13 +5,17 @@ local S = require("support")
 
 local FIXTURES = S.root .. "/tests/fixtures/lint"
 
--- project(name) -> a temp copy of a fixture project (lint compiles the files, which writes caches beside them)
-local function project(name)
+-- copy_of(src, versions) -> a temp copy of a project, without the caches in its versions folder (lint compiles
+-- the files, which writes caches beside them); project(name): of a fixture project
+local function copy_of(src, versions)
   local dir = S.tmpdir()
-  assert(os.execute(string.format("cp -r %s/. %s/", S.q(FIXTURES .. "/" .. name), S.q(dir))))
-  assert(os.execute("rm -rf " .. S.q(dir .. "/versions/.luamig-cache") .. " " .. S.q(dir .. "/versions/.luamig-code")))
+  assert(os.execute(string.format("cp -r %s/. %s/", S.q(src), S.q(dir))))
+  local v = dir .. "/" .. (versions or "versions")
+  assert(os.execute("rm -rf " .. S.q(v .. "/.luamig-cache") .. " " .. S.q(v .. "/.luamig-code")))
   return dir
 end
+
+local function project(name) return copy_of(FIXTURES .. "/" .. name) end
 
 -- expected(dir, dialect) -> sorted "file:line rule severity" lines the fixture's comments ask for
 local function expected(dir, dialect)
@@ -183,10 +187,7 @@ describe("#sqlite lint", function()
     local demo = S.tmpdir()
     S.copy_versions(S.root .. "/versions", demo .. "/versions")
     S.write(demo .. "/luamig.ini", "[luamig]\nscript_location = .\n")
-    local example = S.tmpdir()
-    assert(os.execute(string.format("cp -r %s/. %s/", S.q(S.root .. "/examples/custom_migrations"), S.q(example))))
-    assert(os.execute("rm -rf " .. S.q(example .. "/migrations/versions/.luamig-cache") .. " "
-      .. S.q(example .. "/migrations/versions/.luamig-code")))
+    local example = copy_of(S.root .. "/examples/custom_migrations", "migrations/versions")
     -- a project of its own on the kit: its models, one migration creating the four tables with the kit helpers
     local kit = S.tmpdir()
     S.write(kit .. "/luamig.ini", "[luamig]\nscript_location = .\nmodels = luamig.kit.models\n")

@@ -19,10 +19,8 @@ return {
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
     local range = ctx.options.range
-    local from, to
-    if range then
-      from, to = range:match("^([^:]*):(.*)$")
-      if not from then return nil, format("-r %s: a range is FROM:TO, FROM: or :TO", range), exitcodes.USAGE end
+    if range and not range:find(":", 1, true) then
+      return nil, format("-r %s: a range is FROM:TO, FROM: or :TO", range), exitcodes.USAGE
     end
     local current, current_set = {}, {}
     if ctx.options.indicate_current or (range and range:find("current", 1, true)) then
@@ -33,19 +31,11 @@ return {
         for _, h in ipairs(heads) do current_set[h] = true end
       end
     end
-    local resolver = runtime.new({ graph = graph, cfg = ctx:config() })
-    local lower, upper
-    if from and from ~= "" then
-      local ids, rerr = resolver:resolve_upgrade(from, current)
+    local ids, rerr = graph:range(nil, nil), nil
+    if range then
+      ids, rerr = runtime.new({ graph = graph, cfg = ctx:config() }):range(range, current)
       if not ids then return nil, rerr, exitcodes.FAILED end
-      if #ids > 0 then lower = ids end
     end
-    if to and to ~= "" then
-      local ids, rerr = resolver:resolve_upgrade(to, current)
-      if not ids then return nil, rerr, exitcodes.FAILED end
-      upper = ids
-    end
-    local ids = (upper and #upper == 0) and {} or graph:range(lower, upper)
     if ctx.json then
       local out = {}
       for i, id in ipairs(ids) do out[i] = fmt.record(graph, graph:get(id), current_set) end

@@ -15,25 +15,13 @@ end
 
 local FORMATS = { text = true, json = true, github = true }
 
--- revisions(ctx, graph, args, offline) -> the ids to lint in the order they apply, or nil, message, code
-local function revisions(ctx, graph, range, current)
+-- revisions(resolver, graph, range, current) -> the ids to lint in the order they apply, or nil, message, code
+local function revisions(resolver, graph, range, current)
   if range then
-    local from, to = range:match("^([^:]*):(.*)$")
-    if not from then return nil, format("%s: a range is FROM:TO, FROM: or :TO", range), exitcodes.USAGE end
-    local resolver = ctx:resolver()
-    local lower, upper
-    if from ~= "" then
-      local ids, rerr = resolver:resolve_upgrade(from, current or {})
-      if not ids then return nil, rerr, exitcodes.FAILED end
-      if #ids > 0 then lower = ids end
-    end
-    if to ~= "" then
-      local ids, rerr = resolver:resolve_upgrade(to, current or {})
-      if not ids then return nil, rerr, exitcodes.FAILED end
-      if #ids == 0 then return {} end
-      upper = ids
-    end
-    return reversed(graph:range(lower, upper))
+    local ids, err, not_range = resolver:range(range, current or {})
+    if not ids then return nil, not_range and format("%s: %s", range, err) or err,
+      not_range and exitcodes.USAGE or exitcodes.FAILED end
+    return reversed(ids)
   end
   if not current then return reversed(graph:range(nil, nil)) end
   return graph:plan_upgrade(current, graph:heads())
@@ -61,6 +49,7 @@ return {
     local graph, err = ctx:graph()
     if not graph then return nil, err, exitcodes.FAILED end
     local cfg = ctx:config()
+    local resolver = ctx:resolver()
     local dialects = require("luamig.dialect")
     local dialect, db, current
     if o.dialect then
@@ -70,7 +59,7 @@ return {
     else
       local heads, hdb = ctx:version_rows()
       if heads then
-        local known, kerr = ctx:resolver():check_known(heads)
+        local known, kerr = resolver:check_known(heads)
         if not known then return nil, kerr, exitcodes.FAILED end
         db, dialect = hdb, hdb.dialect
         if not o.all then current = heads end
@@ -84,20 +73,13 @@ return {
         ctx:warn(format("luamig: %s; linting every file offline for %s", hdb, dialect.name))
       end
     end
-    local ids, rerr, rcode = revisions(ctx, graph, args[1], current)
+    local ids, rerr, rcode = revisions(resolver, graph, args[1], current)
     if not ids then return nil, rerr, rcode end
-    local script_dir = require("luamig.script_dir")
+    -- every file compiled first, as a run compiles what it will apply
+    local pok, perr = resolver:prepare(ids)
+    if not pok then return nil, perr.msg, exitcodes.FAILED end
     local revs = {}
-    for i, id in ipairs(ids) do
-      local r = graph:get(id)
-      local ok, merr = script_dir.materialize(r)
-      if not ok then
-        script_dir.save_code()
-        return nil, merr, exitcodes.FAILED
-      end
-      revs[i] = r
-    end
-    script_dir.save_code()
+    for i, id in ipairs(ids) do revs[i] = graph:get(id) end
     -- the models, where the project has them: a drop of what they still define is an error
     local models
     if #cfg.models > 0 or (ctx:env() and ctx:env().target_metadata) then
