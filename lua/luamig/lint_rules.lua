@@ -372,7 +372,6 @@ end
 -- another existing table the transaction had not locked yet (one statement locking two tables is not a convoy,
 -- nor is a later statement on tables already locked). locks: the statement's locks.
 local function convoy(run, mig, e, locks)
-  if run.dialect ~= "postgresql" then return end
   if not e.in_tx then
     mig.strong, mig.held = nil, nil
     return
@@ -417,9 +416,15 @@ function M.dropped(entries)
   return out
 end
 
--- check(entry, mig, run): the findings of one recorded op
+local function rebuild_info(run, e, tbl)
+  add(run, e, "sqlite-rebuild", "info", tbl, nil, run.facts.rebuild_text(tbl),
+    "nothing to change where the table is small; a big table is copied while the database is locked")
+end
+
+-- check(entry, mig, run): the findings of one recorded op. (The locks, which only the convoy rule of PostgreSQL
+-- needs, are worked out only there: on SQLite they would compile each op a second time.)
 function M.check(e, mig, run)
-  local o = e.o
+  local o, pg = e.o, run.dialect == "postgresql"
   if o.op == "execute" then
     for _, st in ipairs(lock_plan.raw(o)) do
       if not st.actions then
@@ -429,36 +434,34 @@ function M.check(e, mig, run)
         for _, a in ipairs(st.actions) do
           local f = RAW[a.kind]
           if f then f(run, mig, e, a) end
-          for _, l in ipairs(lock_plan.action_locks(a, run.facts)) do locks[#locks + 1] = l end
+          if pg then
+            for _, l in ipairs(lock_plan.action_locks(a, run.facts)) do locks[#locks + 1] = l end
+          end
         end
         for _, a in ipairs(st.actions) do if a.kind == "create_table" then mig.created[a.table] = true end end
-        convoy(run, mig, e, locks)
+        if pg then convoy(run, mig, e, locks) end
       end
     end
     return
   end
   if o.op == "batch_alter_table" then
-    if run.dialect == "sqlite" and run.facts.rebuilds(o) then
-      add(run, e, "sqlite-rebuild", "info", o.table, nil, run.facts.rebuild_text(o.table),
-        "nothing to change where the table is small; a big table is copied while the database is locked")
-    end
+    if not pg and run.facts.rebuilds(o) then rebuild_info(run, e, o.table) end
     local locks = {}
     for _, sub in ipairs(o.ops) do
       local f = OP[sub.op]
       if f then f(run, mig, { o = sub, line = e.line, in_tx = e.in_tx }, sub) end
-      for _, l in ipairs(lock_plan.locks(sub, run.dialect, run.facts)) do locks[#locks + 1] = l end
+      if pg then
+        for _, l in ipairs(lock_plan.locks(sub, run.dialect, run.facts)) do locks[#locks + 1] = l end
+      end
     end
-    convoy(run, mig, e, locks)
+    if pg then convoy(run, mig, e, locks) end
     return
   end
   local f = OP[o.op]
   if f then f(run, mig, e, o) end
-  if run.dialect == "sqlite" and o.op ~= "create_table" and run.facts.rebuilds(o) then
-    add(run, e, "sqlite-rebuild", "info", o.table, nil, run.facts.rebuild_text(o.table),
-      "nothing to change where the table is small; a big table is copied while the database is locked")
-  end
+  if not pg and o.op ~= "create_table" and run.facts.rebuilds(o) then rebuild_info(run, e, o.table) end
   if o.op == "create_table" then mig.created[o.table.name] = true end
-  convoy(run, mig, e, lock_plan.locks(o, run.dialect, run.facts))
+  if pg then convoy(run, mig, e, lock_plan.locks(o, run.dialect, run.facts)) end
 end
 
 return M
