@@ -12,6 +12,7 @@ void lm_scan_register(lua_State *L);
 void lm_ulid_register(lua_State *L);
 void lm_sys_register(lua_State *L);
 void lm_pg_register(lua_State *L);
+void lm_heartbeat_register(lua_State *L);
 
 /* Fills buf with n bytes from the kernel's CSPRNG; 0 on success. */
 int lm_random_bytes(unsigned char *buf, size_t n);

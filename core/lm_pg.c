@@ -162,6 +162,23 @@ static int lm_pg_connect(lua_State *L) {
   return 1;
 }
 
+/* What exec returns for the result in b: true, changes; or nil, message, sqlstate, and the statement at index sql. */
+static int exec_result(lua_State *L, lm_pgconn *c, lm_resbox *b, int sql) {
+  if (b->res == NULL || !ok_status(PQresultStatus(b->res))) {
+    push_failure(L, c, b);
+    lua_pushvalue(L, sql);
+    return 4;
+  }
+  {
+    const char *tuples = PQcmdTuples(b->res);
+    lua_Integer changes = (tuples && *tuples) ? (lua_Integer)atol(tuples) : 0;
+    clear_box(b);
+    lua_pushboolean(L, 1);
+    lua_pushinteger(L, changes);
+  }
+  return 2;
+}
+
 /*
  * conn:exec(sql [, params, nparams]) -> true, changes; or nil, message, sqlstate, sql.
  * Without params the text may hold several statements (simple query protocol); with params it is one statement.
@@ -186,19 +203,7 @@ static int pgconn_exec(lua_State *L) {
   }
   b = new_resbox(L);
   b->res = n < 0 ? PQexec(c->conn, sql) : PQexecParams(c->conn, sql, n, NULL, values, NULL, NULL, 0);
-  if (b->res == NULL || !ok_status(PQresultStatus(b->res))) {
-    push_failure(L, c, b);
-    lua_pushvalue(L, 2);
-    return 4;
-  }
-  {
-    const char *tuples = PQcmdTuples(b->res);
-    lua_Integer changes = (tuples && *tuples) ? (lua_Integer)atol(tuples) : 0;
-    clear_box(b);
-    lua_pushboolean(L, 1);
-    lua_pushinteger(L, changes);
-  }
-  return 2;
+  return exec_result(L, c, b, 2);
 }
 
 static void push_value(lua_State *L, PGresult *res, int row, int col) {
@@ -222,12 +227,14 @@ static void push_value(lua_State *L, PGresult *res, int row, int col) {
   }
 }
 
+static int query_result(lua_State *L, lm_pgconn *c, lm_resbox *b);
+
 /* conn:query(sql [, params, nparams]) -> rows, names; or nil, message, sqlstate. Rows are keyed by column name. */
 static int pgconn_query(lua_State *L) {
   lm_pgconn *c = check_open(L);
   const char *sql = luaL_checkstring(L, 2);
   const char **values = NULL;
-  int n = 0, nrows, ncols, r, k, names, rows;
+  int n = 0;
   lm_resbox *b;
   if (!lua_isnoneornil(L, 3)) {
     n = collect_params(L, 3, &values);
@@ -240,6 +247,12 @@ static int pgconn_query(lua_State *L) {
   }
   b = new_resbox(L);
   b->res = PQexecParams(c->conn, sql, n, NULL, values, NULL, NULL, 0);
+  return query_result(L, c, b);
+}
+
+/* What query returns for the result in b: rows, names; or nil, message, sqlstate. */
+static int query_result(lua_State *L, lm_pgconn *c, lm_resbox *b) {
+  int nrows, ncols, r, k, names, rows;
   if (b->res == NULL || !ok_status(PQresultStatus(b->res))) return push_failure(L, c, b);
   nrows = PQntuples(b->res);
   ncols = PQnfields(b->res);
@@ -322,6 +335,91 @@ static int pgconn_bulk_insert(lua_State *L) {
   return 2;
 }
 
+/*
+ * Without waiting: conn:send(sql [, params, nparams]) -> true, or nil, message (the statement is sent; a
+ * caller that waits elsewhere, as a fleet's scheduler does, then polls busy() and collects the outcome with
+ * exec_result(sql) or query_result()). conn:socket() -> the file descriptor to wait on for reading.
+ * conn:busy() -> whether the result is still to come (input read first; a broken connection is not busy: its
+ * failure is the result).
+ */
+static int pgconn_send(lua_State *L) {
+  lm_pgconn *c = check_open(L);
+  const char *sql = luaL_checkstring(L, 2);
+  const char **values = NULL;
+  int n = -1, sent;
+  if (!lua_isnoneornil(L, 3)) {
+    n = collect_params(L, 3, &values);
+    if (n < 0) {
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      return 2;
+    }
+  }
+  sent = n < 0 ? PQsendQuery(c->conn, sql) : PQsendQueryParams(c->conn, sql, n, NULL, values, NULL, NULL, 0);
+  if (!sent) {
+    lua_pushnil(L);
+    push_message(L, PQerrorMessage(c->conn));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int pgconn_socket(lua_State *L) {
+  lm_pgconn *c = check_open(L);
+  lua_pushinteger(L, PQsocket(c->conn));
+  return 1;
+}
+
+static int pgconn_busy(lua_State *L) {
+  lm_pgconn *c = check_open(L);
+  lua_pushboolean(L, PQconsumeInput(c->conn) && PQisBusy(c->conn));
+  return 1;
+}
+
+/* The results of what send() sent, as PQexec keeps them: the first failure, else the last result. */
+static void take_results(lm_pgconn *c, lm_resbox *b) {
+  PGresult *r;
+  while ((r = PQgetResult(c->conn)) != NULL) {
+    if (b->res != NULL && !ok_status(PQresultStatus(b->res))) {
+      PQclear(r);
+      continue;
+    }
+    clear_box(b);
+    b->res = r;
+  }
+}
+
+static int pgconn_exec_result(lua_State *L) {
+  lm_pgconn *c = check_open(L);
+  lm_resbox *b;
+  luaL_checkstring(L, 2);
+  b = new_resbox(L);
+  take_results(c, b);
+  return exec_result(L, c, b, 2);
+}
+
+static int pgconn_query_result(lua_State *L) {
+  lm_pgconn *c = check_open(L);
+  lm_resbox *b = new_resbox(L);
+  take_results(c, b);
+  return query_result(L, c, b);
+}
+
+/* conn:backend_pid() -> the server process id libpq was told at login (a pooler's own, behind one) */
+static int pgconn_backend_pid(lua_State *L) {
+  lm_pgconn *c = check_open(L);
+  lua_pushinteger(L, PQbackendPID(c->conn));
+  return 1;
+}
+
+/* conn:broken() -> whether the connection to the server is lost */
+static int pgconn_broken(lua_State *L) {
+  lm_pgconn *c = check_open(L);
+  lua_pushboolean(L, PQstatus(c->conn) == CONNECTION_BAD);
+  return 1;
+}
+
 /* conn:in_transaction() -> boolean */
 static int pgconn_in_transaction(lua_State *L) {
   lm_pgconn *c = check_open(L);
@@ -343,7 +441,10 @@ static int pgconn_close(lua_State *L) {
 
 static const luaL_Reg pgconn_methods[] = {
   {"exec", pgconn_exec}, {"query", pgconn_query}, {"bulk_insert", pgconn_bulk_insert},
-  {"in_transaction", pgconn_in_transaction}, {"close", pgconn_close}, {NULL, NULL}};
+  {"in_transaction", pgconn_in_transaction}, {"close", pgconn_close}, {"send", pgconn_send},
+  {"socket", pgconn_socket}, {"busy", pgconn_busy}, {"exec_result", pgconn_exec_result},
+  {"query_result", pgconn_query_result}, {"backend_pid", pgconn_backend_pid}, {"broken", pgconn_broken},
+  {NULL, NULL}};
 
 void lm_pg_register(lua_State *L) {
   if (luaL_newmetatable(L, LM_PG_CONN)) {
@@ -362,4 +463,5 @@ void lm_pg_register(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, lm_pg_connect);
   lua_setfield(L, -2, "pg_connect");
+  lm_heartbeat_register(L);
 }

@@ -43,7 +43,11 @@ static void load(void) {
         bind(lib, &lm_pq.nfields, "PQnfields") && bind(lib, &lm_pq.fname, "PQfname") &&
         bind(lib, &lm_pq.ftype, "PQftype") && bind(lib, &lm_pq.cmdTuples, "PQcmdTuples") &&
         bind(lib, &lm_pq.getvalue, "PQgetvalue") && bind(lib, &lm_pq.getlength, "PQgetlength") &&
-        bind(lib, &lm_pq.getisnull, "PQgetisnull") && bind(lib, &lm_pq.clear, "PQclear"))) {
+        bind(lib, &lm_pq.getisnull, "PQgetisnull") && bind(lib, &lm_pq.clear, "PQclear") &&
+        bind(lib, &lm_pq.backendPID, "PQbackendPID") && bind(lib, &lm_pq.socket, "PQsocket") &&
+        bind(lib, &lm_pq.sendQuery, "PQsendQuery") && bind(lib, &lm_pq.sendQueryParams, "PQsendQueryParams") &&
+        bind(lib, &lm_pq.consumeInput, "PQconsumeInput") && bind(lib, &lm_pq.isBusy, "PQisBusy") &&
+        bind(lib, &lm_pq.getResult, "PQgetResult"))) {
     load_error = "libpq.so.5 lacks a function luamig needs";
     memset(&lm_pq, 0, sizeof lm_pq);
   }

@@ -31,6 +31,13 @@ typedef struct {
   int (*getlength)(const PGresult *, int, int);
   int (*getisnull)(const PGresult *, int, int);
   void (*clear)(PGresult *);
+  int (*backendPID)(const PGconn *);
+  int (*socket)(const PGconn *);
+  int (*sendQuery)(PGconn *, const char *);
+  int (*sendQueryParams)(PGconn *, const char *, int, const Oid *, const char *const *, const int *, const int *, int);
+  int (*consumeInput)(PGconn *);
+  int (*isBusy)(PGconn *);
+  PGresult *(*getResult)(PGconn *);
 } lm_pq_api;
 
 extern lm_pq_api lm_pq;
@@ -61,6 +68,13 @@ const char *lm_pq_load(void);
 #define PQgetlength lm_pq.getlength
 #define PQgetisnull lm_pq.getisnull
 #define PQclear lm_pq.clear
+#define PQbackendPID lm_pq.backendPID
+#define PQsocket lm_pq.socket
+#define PQsendQuery lm_pq.sendQuery
+#define PQsendQueryParams lm_pq.sendQueryParams
+#define PQconsumeInput lm_pq.consumeInput
+#define PQisBusy lm_pq.isBusy
+#define PQgetResult lm_pq.getResult
 #endif
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -219,6 +220,37 @@ static int lm_localtime(lua_State *L) {
   return 1;
 }
 
+/*
+ * core.poll(fds, seconds) -> a table fd -> true of the descriptors ready for reading (or closed, or in error),
+ * waiting at most seconds (0: a look; fractions allowed) and resuming after signals.
+ */
+static int lm_poll(lua_State *L) {
+  lua_Number secs = luaL_optnumber(L, 2, 0);
+  int n, i, rc, ms;
+  struct pollfd *p;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = (int)lua_rawlen(L, 1);
+  p = (struct pollfd *)lua_newuserdatauv(L, sizeof *p * (size_t)(n > 0 ? n : 1), 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    p[i].fd = (int)luaL_checkinteger(L, -1);
+    p[i].events = POLLIN;
+    p[i].revents = 0;
+    lua_pop(L, 1);
+  }
+  ms = secs <= 0 ? 0 : (secs > 3600 ? 3600000 : (int)(secs * 1000 + 0.999));
+  do rc = poll(p, (nfds_t)n, ms);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) return push_errno(L, "poll");
+  lua_createtable(L, 0, rc > 0 ? rc : 0);
+  for (i = 0; i < n; i++) {
+    if (p[i].revents == 0) continue;
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, -2, p[i].fd);
+  }
+  return 1;
+}
+
 /* core.sleep(seconds): sleeps that long (fractions allowed), resuming after signals */
 static int lm_sleep(lua_State *L) {
   lua_Number secs = luaL_checknumber(L, 1);
@@ -266,7 +298,7 @@ static const luaL_Reg sys_funcs[] = {
   {"listdir", lm_listdir}, {"filetype", lm_filetype}, {"mkdir", lm_mkdir}, {"realpath", lm_realpath},
   {"getcwd", lm_getcwd},   {"clock", lm_clock},       {"now", lm_now},     {"localtime", lm_localtime},
   {"isatty", lm_isatty},   {"getpid", lm_getpid},     {"sleep", lm_sleep},
-  {"hostname", lm_hostname}, {"pid_alive", lm_pid_alive}, {NULL, NULL}};
+  {"poll", lm_poll}, {"hostname", lm_hostname}, {"pid_alive", lm_pid_alive}, {NULL, NULL}};
 
 void lm_sys_register(lua_State *L) {
   if (luaL_newmetatable(L, LM_DIRBOX)) {

@@ -16,6 +16,8 @@ local GLOBAL_OPTIONS = {
   { short = "-n", long = "--name", arg = "SECTION", key = "name", help = "the config section (default luamig, then alembic)" },
   { long = "--url", arg = "URL", key = "url", help = "the database URL (before $DATABASE_URL and the config's url)" },
   { short = "-x", arg = "KEY=VALUE", key = "x", multi = true, help = "a value for env.lua (context.x.KEY)" },
+  { long = "--schema", arg = "NAME", key = "schema", help = "PostgreSQL: the schema the migrations and version table live in" },
+  { long = "--lock", arg = "MODE", key = "lock", help = "the migration lock: auto, session, transaction, lease or none" },
   { short = "-q", long = "--quiet", key = "quiet", help = "print only results and errors" },
   { short = "-v", long = "--verbose", key = "verbose", help = "more detail, and tracebacks on errors" },
   { long = "--json", key = "json", help = "one JSON document on stdout" },

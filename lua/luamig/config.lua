@@ -18,6 +18,8 @@ local function split_words(s)
   return out
 end
 
+local LOCK_MODES = { auto = true, session = true, transaction = true, lease = true, none = true }
+
 -- A settings table with every key present and typed.
 local function defaults(here)
   return {
@@ -40,6 +42,10 @@ local function defaults(here)
     ddl_lock_retries = 5,
     lint_disable = {},
     lint_postgres_version = nil,
+    lock = "auto",
+    lease_ttl = 30,
+    lease_heartbeat = 5,
+    schema = nil,
     post_write_hooks = {},
     naming_convention = nil,
     x = {},
@@ -134,6 +140,20 @@ local function load(opts)
       cfg.ddl_lock_timeout = number("ddl_lock_timeout", 0) or cfg.ddl_lock_timeout
       cfg.ddl_lock_retries = number("ddl_lock_retries", 0) or cfg.ddl_lock_retries
       cfg.lint_postgres_version = number("lint_postgres_version", 9) or cfg.lint_postgres_version
+      cfg.lease_ttl = number("lease_ttl", 1) or cfg.lease_ttl
+      cfg.lease_heartbeat = number("lease_heartbeat", 0) or cfg.lease_heartbeat
+      if cfg.lease_heartbeat <= 0 or cfg.lease_heartbeat >= cfg.lease_ttl then
+        error({ config = true, msg = format("%s: lease_heartbeat must be more than 0 and less than lease_ttl (%g), "
+          .. "got %g", where("lease_heartbeat"), cfg.lease_ttl, cfg.lease_heartbeat) })
+      end
+      local lock = get("lock")
+      if lock and lock ~= "" then
+        if not LOCK_MODES[lock] then
+          error({ config = true, msg = format("%s: lock must be auto, session, transaction, lease or none, got '%s'",
+            where("lock"), lock) })
+        end
+        cfg.lock = lock
+      end
       for rule in (get("lint_disable") or ""):gmatch("[^%s,]+") do cfg.lint_disable[#cfg.lint_disable + 1] = rule end
       local tpm = boolean("transaction_per_migration")
       if tpm ~= nil then cfg.transaction_per_migration = tpm end
@@ -182,6 +202,18 @@ local function load(opts)
     cfg.url, cfg.url_source = DEFAULT_URL, "default"
   end
   cfg.x = opts.x or {}
+  if opts.lock ~= nil then
+    if not LOCK_MODES[opts.lock] then
+      return nil, format("--lock must be auto, session, transaction, lease or none, not '%s'", tostring(opts.lock))
+    end
+    cfg.lock = opts.lock
+  end
+  if opts.schema ~= nil then
+    if opts.schema == "" or #opts.schema > 63 then
+      return nil, format("--schema takes a schema name of 1 to 63 characters, not '%s'", opts.schema)
+    end
+    cfg.schema = opts.schema
+  end
   return cfg
 end
 

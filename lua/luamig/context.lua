@@ -33,7 +33,7 @@ function Context:config()
   if self.cfg_ then return self.cfg_ end
   local o = self.options
   local cfg, err = require("luamig.config").load({ config = o.config, name = o.name, url = o.url, x = o.x,
-    no_file = self.no_file })
+    no_file = self.no_file, lock = o.lock, schema = o.schema })
   if not cfg then return nil, err end
   if not self.saved_path then self.saved_path = package.path end
   package.path = format("%s/?.lua;%s/?/init.lua;%s", cfg.here, cfg.here, self.saved_path)
@@ -102,11 +102,18 @@ function Context:runner()
   local db, derr = self:connect()
   if not db then return nil, derr end
   local cfg = self.cfg_
-  local release, locked = db.dialect:acquire_lock(db, cfg, function(line) self:info(line) end)
-  if not release then return nil, locked end
-  self.release_ = release
-  return require("luamig.runtime").new({ x = require("luamig.executor").live(db.conn, db.dialect, cfg),
-    dialect = db.dialect, graph = graph, cfg = cfg, verbose = self.verbose, locked = locked,
+  -- a server that cannot take writes (a standby) is refused before any lock is taken
+  local wok, werr = db.dialect:writable(db)
+  if not wok then return nil, werr end
+  local mode, why = db.dialect:lock_mode(db, cfg)
+  db.lock_mode = mode
+  if self.verbose then self:info(format("lock: %s (%s)", mode, why)) end
+  local lock, lerr = db.dialect:acquire_lock(db, cfg, function(line) self:info(line) end)
+  if not lock then return nil, lerr end
+  self.release_ = lock.release
+  return require("luamig.runtime").new({ x = require("luamig.executor").live(db.conn, db.dialect, cfg, lock),
+    dialect = db.dialect, graph = graph, cfg = cfg, verbose = self.verbose, locked = lock.locked,
+    engine = db.server and db.server.engine,
     progress = function(line) self:info(line) end, warn = function(line) self:warn(line) end })
 end
 

@@ -10,8 +10,8 @@ local schema = require("luamig.schema")
 local sql_text = require("luamig.sql_text")
 local vt = require("luamig.version_table")
 
-local format, concat, ipairs, tostring, setmetatable, error = string.format, table.concat, ipairs, tostring,
-  setmetatable, error
+local format, concat, ipairs, tostring, setmetatable, error, pcall, type = string.format, table.concat, ipairs,
+  tostring, setmetatable, error, pcall, type
 local floor = math.floor
 
 local SqlErrorMT = { __tostring = function(e) return e.msg end }
@@ -48,12 +48,16 @@ end
 local Live = {}
 Live.__index = Live
 
--- live(conn, dialect, cfg) -> executor over a driver connection
-local function live(conn, dialect, cfg)
+-- live(conn, dialect, cfg, lock) -> executor over a driver connection, under the migration lock (the dialect's
+-- acquire_lock: its hooks run after each step's BEGIN, in each version-row change, and around a migration that
+-- leaves its transaction)
+local function live(conn, dialect, cfg, lock)
+  -- (the connection's own BEGIN when it has one: SET LOCALs behind a pooler)
+  local begin_sql = conn.begin_sql or dialect.begin_sql
   -- (ddl_lock_timeout: the statement that bounds a step's lock waits, made once; nil where there is none)
   local guard = (cfg.ddl_lock_timeout or 0) > 0 and dialect:lock_guard_sql(cfg.ddl_lock_timeout, true) or nil
   return setmetatable({ conn = conn, dialect = dialect, cfg = cfg, tables_ready = false, session_guard = false,
-    begin_guarded = guard and (dialect.begin_sql .. "; " .. guard) }, Live)
+    begin_sql = begin_sql, begin_guarded = guard and (begin_sql .. "; " .. guard), lock = lock or {} }, Live)
 end
 
 -- exec(sql, params, expect) -> rows changed; raises a SQL error. expect: the number of rows the statement must
@@ -81,9 +85,20 @@ end
 
 -- Transaction control: true, or nil, message.
 function Live:begin()
-  local ok, msg = self.conn:exec(self.dialect.begin_sql)
+  local ok, msg = self.conn:exec(self.begin_sql)
   if not ok then return nil, self.dialect:busy_hint(msg, self.cfg) end
-  return true
+  return self:locked_in()
+end
+
+-- locked_in(): the lock's part of a transaction just begun (the transaction mode's advisory lock); true, or nil,
+-- message with the transaction rolled back
+function Live:locked_in()
+  local in_step = self.lock.in_step
+  if not in_step then return true end
+  local ok, err = in_step(self)
+  if ok then return true end
+  self:rollback()
+  return nil, err
 end
 
 function Live:commit()
@@ -110,9 +125,9 @@ end
 -- A step: BEGIN before it (every step, so that the version rows are re-read inside it), COMMIT after. Where the
 -- statements' lock waits are bounded (ddl_lock_timeout), the SET LOCAL goes with the BEGIN, in one round trip.
 function Live:begin_step()
-  local ok, msg = self.conn:exec(self.begin_guarded or self.dialect.begin_sql)
+  local ok, msg = self.conn:exec(self.begin_guarded or self.begin_sql)
   if not ok then return nil, self.dialect:busy_hint(msg, self.cfg) end
-  return true
+  return self:locked_in()
 end
 function Live:end_step() return self:commit() end
 
@@ -146,11 +161,35 @@ function Live:ensure_tables()
   self.tables_ready = true
 end
 
+-- prepare_tables() -> true, or nil, message: the version tables made (when missing) in a transaction of their
+-- own, under the lock and before the first migration's, so that no migration's transaction holds the locks that
+-- making them takes
+function Live:prepare_tables()
+  if self.tables_ready then return true end
+  local ok, msg = self:begin()
+  if not ok then return nil, msg end
+  local cok, cerr = pcall(self.ensure_tables, self)
+  if not cok then
+    self.tables_ready = false
+    self:rollback()
+    return nil, tostring(cerr)
+  end
+  local mok, merr = self:commit()
+  if not mok then
+    self.tables_ready = false
+    return nil, merr
+  end
+  return true
+end
+
 -- record(old, new, row, step): the version-table change and the luamig_history row of a step (or stamp). A step
 -- that left its transaction (step.detached) already has its 'running' row: that row becomes 'applied'; a resumed
 -- one that stayed in its transaction settles the row it left behind.
 function Live:record(old, new, row, step)
   local d, table_name = self.dialect, self.cfg.version_table
+  -- (the lease's fence: raises, so the change rolls back, when the lease is not this run's any more)
+  local fence = self.lock.fence
+  if fence then fence(self) end
   row.version_table = table_name
   row.luamig_version = core.version
   for _, st in ipairs(vt.change_sql(d, table_name, old, new)) do self:exec(st.sql, st.params, st.expect) end
@@ -175,6 +214,7 @@ end
 -- transaction and an interruption is seen by the next run
 function Live:detach(step)
   if step.resume then self:settle() end
+  if self.lock.detaching then self.lock.detaching(self) end
   local h = vt.history_sql(self.dialect, running_row(self.cfg, step))
   self:exec(h.sql, h.params)
   local ok, msg = self:commit()
@@ -194,6 +234,20 @@ function Live:abandon_step(step, details)
     end
   end
   return details
+end
+
+-- attached() -> true, or nil, message: a migration that had left its transaction is recorded; what the lock
+-- held for it is given back
+function Live:attached()
+  if not self.lock.attached then return true end
+  return self.lock.attached()
+end
+
+-- connection_lost(err) -> whether a failure means the session is gone (or the server cannot take writes any
+-- more): what a reconnect may cure
+function Live:connection_lost(err)
+  if not self.conn.lost then return false end
+  return self.conn:lost(type(err) == "table" and err.code or nil)
 end
 
 function Live:elapsed_ms(t0) return floor((core.clock() - t0) * 1000 + 0.5) end
@@ -369,6 +423,9 @@ function Writer:rebuild(tbl, list, opts)
     .. "with --sql", what), 0)
 end
 
+function Writer.prepare_tables() return true end
+function Writer.attached() return true end
+function Writer.connection_lost() return false end
 function Writer.guards_locks() return false end
 function Writer.guard_locks() end
 function Writer.unguard() return true end

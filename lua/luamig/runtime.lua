@@ -35,7 +35,16 @@ local function noop() end
 local function new(opts)
   local r = setmetatable({ x = opts.x, dialect = opts.dialect, graph = opts.graph, cfg = opts.cfg,
     progress = opts.progress or noop, warn = opts.warn or opts.progress or noop, verbose = opts.verbose,
-    locked = opts.locked, step = nil, outer_tx = false, running_chunk = nil }, Runner)
+    locked = opts.locked, step = nil, outer_tx = false, running_chunk = nil, committed = {} }, Runner)
+  -- an engine whose DDL does not roll back with its transaction runs each migration as one outside a transaction
+  -- (each statement its own), recorded as running first; the limitation is said once
+  local engine = opts.engine and require("luamig.dialect.postgresql.server").ENGINES[opts.engine]
+  if engine and not engine.transactional_ddl then
+    r.no_transactional_ddl = true
+    r.warn(engine.note)
+  elseif engine and engine.note then
+    r.warn(engine.note)
+  end
   -- Where in the migration file an error happened: the innermost stack level running that file.
   r.on_error = function(e)
     local script_dir = require("luamig.script_dir")
@@ -166,6 +175,10 @@ end
 function Runner:step_failed(msg, details)
   local step = self.step
   if step and not self.outer_tx then details = self.x:abandon_step(step, details) end
+  if step and step.detached then
+    local ok, err = self.x:attached()
+    if not ok then self.warn(err) end
+  end
   self.step = nil
   return nil, { msg = msg, details = details }
 end
@@ -180,7 +193,10 @@ function Runner:start_step(id, r, direction, expected, resume, label)
   local x, outer = self.x, self.outer_tx
   if not outer then
     local ok, msg = x:begin_step(r.transactional)
-    if not ok then return nil, { msg = format("cannot start a transaction for %s: %s", label, msg) } end
+    if not ok then
+      return nil, { msg = format("cannot start a transaction for %s: %s", label, msg),
+        connection_lost = x:connection_lost(nil) }
+    end
   end
   self.step = { id = id, r = r, direction = direction, resume = resume, detached = false, lock_tries = nil }
   if not x.tables_ready then
@@ -257,7 +273,7 @@ function Runner:run_step(id, direction, expected, resume)
   local heads_now, info = self:start_step(id, r, direction, expected, resume, label)
   if type(heads_now) ~= "table" then return heads_now, info end
   local ok, e = true, nil
-  if not r.transactional then ok, e = xpcall(self.detach, self.on_error, self) end
+  if not r.transactional or self.no_transactional_ddl then ok, e = xpcall(self.detach, self.on_error, self) end
   if ok then ok, e = self:run_body(direction == "upgrade" and r.module.upgrade or r.module.downgrade, r) end
   if ok and self.step.detached then
     local bok, bmsg = x:ensure_tx()
@@ -280,15 +296,36 @@ function Runner:run_step(id, direction, expected, resume)
     local details = self:failure_details(id, r)
     if self.verbose then details[#details + 1] = e.traceback end
     local again = not self.step.detached and getmetatable(e.err) == SqlErrorMT and x:lock_timed_out(e.err)
-    local res, info = self:step_failed(describe_failure(label, r, e), details)
+    local lost = x:connection_lost(e.err)
+    local msg = describe_failure(label, r, e)
+    if lost and not self.step.detached then
+      -- the server rolled the transaction back with the session
+      msg = format("%s was not applied: the connection to the server was lost, and its transaction rolled back "
+        .. "with it (%s)", label, one_line(getmetatable(e.err) == SqlErrorMT and e.err.msg or tostring(e.err), 200))
+      details = { format("The database is as it was before %s; run again (or use --reconnect N) to apply it.", id) }
+    end
+    local res, info = self:step_failed(msg, details)
     x:unguard()
     if again then info.lock_timeout, info.op = true, self.last_op end
+    info.connection_lost = lost
     return res, info
   end
   if not self.outer_tx then
     local cok, cmsg = x:end_step()
-    if not cok then return self:step_failed(format("%s: COMMIT failed: %s", label, cmsg)) end
+    if not cok then
+      local lost = x:connection_lost(nil)
+      local res, info = self:step_failed(lost and format("%s: the connection to the server was lost during its "
+        .. "COMMIT (%s): whether it was applied is known when luamig reads the version rows again", label,
+        one_line(cmsg, 200)) or format("%s: COMMIT failed: %s", label, cmsg))
+      info.connection_lost = lost
+      return res, info
+    end
   end
+  if self.step.detached then
+    local aok, aerr = x:attached()
+    if not aok then self.warn(aerr) end
+  end
+  self.committed[#self.committed + 1] = { id = id, direction = direction, heads = new_heads }
   local uok, uerr = x:unguard()
   if not uok then return nil, { msg = format("%s: cannot lift ddl_lock_timeout again: %s", label, tostring(uerr)) } end
   self.step = nil
@@ -378,6 +415,7 @@ function Runner:migrate(direction, spec, opts)
   local state, serr = x:begin_run()
   if not state then return nil, { msg = serr } end
   local n, err = self:migrate_steps(direction, spec, opts)
+  if not n and err.connection_lost == nil then err.connection_lost = x:connection_lost(nil) end
   local rok, rerr = x:end_run(state)
   if not rok then
     if not n then
@@ -447,6 +485,12 @@ function Runner:migrate_steps(direction, spec, opts)
   if single_tx then
     plan, current = self:open_single_transaction(plan, replan)
     if not plan then return nil, current end
+  elseif #plan > 0 then
+    local tok, terr = x:prepare_tables()
+    if not tok then
+      return nil, { msg = format("cannot create the version table %s: %s", self.cfg.version_table, tostring(terr)),
+        connection_lost = x:connection_lost(nil) }
+    end
   end
   local i = 1
   while i <= #plan do

@@ -18,11 +18,14 @@ local scheme = C(alpha * (alpha + digit + S(".-")) ^ 0) * (P("+") * C((alpha + d
 local user = Cg(C((1 - S(":@/?#")) ^ 0), "user")
 local password = P(":") * Cg(C((1 - S("@/?#")) ^ 0), "password")
 local userinfo = (user * password ^ -1 * P("@"))
-local host = Cg(P("[") * C((1 - P("]")) ^ 1) * P("]") + C((1 - S(":/?#[]")) ^ 1), "host")
-local port = P(":") * Cg(C((1 - S("/?#")) ^ 0), "port")
+-- the hosts: host[:port], several separated by commas (libpq's multi-host form), an IPv6 address in brackets
+local host = Cg(P("[") * C((1 - P("]")) ^ 1) * P("]") + C((1 - S(":/?#[],")) ^ 1), "host")
+local port = P(":") * Cg(C((1 - S("/?#,")) ^ 0), "port")
+local hostport = Ct(host ^ -1 * port ^ -1)
+local hosts = Cg(Ct(hostport * (P(",") * hostport) ^ 0), "hosts")
 local database = P("/") * Cg(C((1 - S("?#")) ^ 0), "database")
 local query = P("?") * Cg(C(P(1) ^ 0), "query")
-local server = Ct(userinfo ^ -1 * host ^ -1 * port ^ -1 * database ^ -1 * query ^ -1) * -1
+local server = Ct(userinfo ^ -1 * hosts * database ^ -1 * query ^ -1) * -1
 
 -- %XX escapes decoded; a % not followed by two hex digits fails the match.
 local unescape_pat = lpeg.Cs(((P("%") * C(hexd * hexd) / function(h) return char(tonumber(h, 16)) end)
@@ -104,19 +107,41 @@ local function parse(s)
   end
   local t = server:match(rest)
   if not t then return fail("cannot read user, host, port and database") end
-  for _, k in ipairs({ "user", "password", "host", "database" }) do
+  for _, k in ipairs({ "user", "password", "database" }) do
     if t[k] ~= nil then
       local v, err = unescape(t[k], k)
       if not v then return fail(err) end
       u[k] = v ~= "" and v or nil
     end
   end
-  if t.port and t.port ~= "" then
-    local n = tonumber(t.port)
-    if not n or not (digit ^ 1 * -1):match(t.port) or n < 1 or n > 65535 then
-      return fail(format("port '%s' is not a number from 1 to 65535", t.port))
+  -- each host with its port; several hosts go to libpq as its comma lists (host='a,b' port='5432,5433')
+  local names, ports, any_port = {}, {}, false
+  for i, hp in ipairs(t.hosts) do
+    local h, err = unescape(hp.host or "", "host")
+    if not h then return fail(err) end
+    names[i] = h
+    ports[i] = ""
+    if hp.port and hp.port ~= "" then
+      local n = tonumber(hp.port)
+      if not n or not (digit ^ 1 * -1):match(hp.port) or n < 1 or n > 65535 then
+        return fail(format("port '%s' is not a number from 1 to 65535", hp.port))
+      end
+      ports[i], any_port = n, true
     end
-    u.port = n
+  end
+  if #names == 1 then
+    u.host = names[1] ~= "" and names[1] or nil
+    if any_port then u.port = ports[1] end
+  else
+    for _, h in ipairs(names) do
+      if h == "" then return fail("a URL with several hosts names each of them") end
+    end
+    u.host = concat(names, ",")
+    if any_port then
+      for i, p in ipairs(ports) do ports[i] = tostring(p) end
+      u.port = concat(ports, ",")
+    end
+    u.hosts = names
   end
   local params, order = parse_query(t.query)
   if not params then

@@ -279,10 +279,16 @@ function Base.busy_hint(_, msg) return msg end
 function Base.missing_table(_, _err, code) return code == "42P01" end
 -- a failed statement aborts the transaction around it, so luamig looks a table up instead of trying it
 Base.failure_aborts_transaction = true
--- acquire_lock(db, cfg, say) -> release function, whether a lock is held across the run; or nil, message. The
--- default holds none: each step's transaction, with the version rows re-read inside it, serialises runners.
+-- acquire_lock(db, cfg, say) -> the lock { mode, locked (held across the run), release(), and hooks the
+-- executor calls: in_step(x) after each step's BEGIN, fence(x) in each version-row change, detaching(x) /
+-- attached() around a migration outside a transaction }; or nil, message. The default holds none: each step's
+-- transaction, with the version rows re-read inside it, serialises runners.
 local function nothing_to_release() return true end
-function Base.acquire_lock() return nothing_to_release, false end
+function Base.acquire_lock() return { mode = "transaction", locked = false, release = nothing_to_release } end
+-- lock_mode(db, cfg) -> the lock mode a run on this connection uses, and why; writable(db) -> true, or nil,
+-- message when the server cannot take a migration (a read-only standby)
+function Base.lock_mode() return "transaction", "each migration's own transaction" end
+function Base.writable() return true end
 -- lock_holder(db, cfg) -> who holds the migration lock (a server pid), or nil
 function Base.lock_holder() return nil end
 -- type_key(sql) -> how autogenerate compares a rendered type (upper case, spaces collapsed): as it is

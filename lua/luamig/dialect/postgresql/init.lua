@@ -278,14 +278,18 @@ PG.backup_hint = "back PostgreSQL up with pg_dump"
 -- connect(u, cfg, shown) -> { conn, url }, or nil, message (luamig.dialect.postgresql.conn)
 function PG.connect(_, u, cfg, shown) return require("luamig.dialect.postgresql.conn").connect(u, cfg, shown) end
 
--- acquire_lock(db, cfg, say) -> release function, true (the lock is held for the run); or nil, message.
--- lock_holder(db, cfg) -> the server pid of another session holding it, or nil (luamig.dialect.postgresql.lock)
+-- acquire_lock(db, cfg, say) -> the lock of the mode lock_mode chose (luamig.dialect.postgresql.lock);
+-- lock_holder(db, cfg) -> the server pid of another session holding the session lock, or nil
 function PG.acquire_lock(_, db, cfg, say)
-  local release, err = require("luamig.dialect.postgresql.lock").acquire(db, cfg, say)
-  if not release then return nil, err end
-  return release, true
+  return require("luamig.dialect.postgresql.lock").acquire(db, cfg, say, db.lock_mode or "session")
 end
 function PG.lock_holder(_, db, cfg) return require("luamig.dialect.postgresql.lock").held_by(db, cfg) end
+function PG.lock_mode(_, db, cfg) return require("luamig.dialect.postgresql.server").lock_mode(cfg, db.server) end
+function PG.writable(_, db)
+  local msg = require("luamig.dialect.postgresql.server").read_only_message(db.url, db.server)
+  if msg then return nil, msg end
+  return true
+end
 
 -- ddl_lock_timeout: SET LOCAL inside a migration's transaction; a session SET around statements that run outside
 -- one (lifted with SET lock_timeout = DEFAULT when the migration ends)
