@@ -6,7 +6,7 @@
 -- env.lua, models and helpers can be required), and close() puts it back as it was.
 local url = require("luamig.url")
 
-local format, ipairs, setmetatable = string.format, ipairs, setmetatable
+local format, ipairs, pairs, setmetatable, pcall = string.format, ipairs, pairs, setmetatable, pcall
 
 local Context = {}
 Context.__index = Context
@@ -151,8 +151,57 @@ function Context:release_lock()
   local release = self.release_
   if not release then return end
   self.release_ = nil
+  local db = self.db_
+  if db and db.conn.lost and db.conn:lost(nil) then
+    -- the lock went with the session (a lease runs out by itself)
+    release(true)
+    return
+  end
   local ok, err = release()
   if not ok then self:warn(err) end
+end
+
+-- for_target(t) -> a context for one target of a fleet (t.url: another database; t.schema: a schema), sharing
+-- this one's settings, env.lua and revision graph; its progress lines carry the target's name
+function Context:for_target(t)
+  local cfg = self.cfg_
+  local c = setmetatable({}, Context)
+  for k, v in pairs(self) do c[k] = v end
+  local tcfg = {}
+  for k, v in pairs(cfg) do tcfg[k] = v end
+  if t.url then tcfg.url, tcfg.url_source = t.url, "--targets" end
+  if t.schema then tcfg.schema = t.schema end
+  local name = t.schema and ("schema=" .. t.schema) or (t.url and url.mask(t.url))
+  c.cfg_, c.db_, c.release_, c.saved_path = tcfg, nil, nil, nil
+  if name then
+    local info, warn = self.say_info, self.say_warn
+    c.say_info = function(line) if self.verbose then info(name .. ": " .. line) end end
+    c.say_warn = function(line) warn(name .. ": " .. line) end
+  end
+  return c
+end
+
+-- dialect_name() -> the dialect of the configured URL ("sqlite", "postgresql"), or nil when it does not parse
+function Context:dialect_name()
+  local cfg = self.cfg_
+  local u = cfg and url.parse(cfg.url)
+  return u and u.dialect
+end
+
+-- adopt_connection(db) / disown_connection(): a connection the context uses but does not close (a fleet worker's)
+function Context:adopt_connection(db) self.db_ = db end
+function Context:disown_connection() self.db_ = nil end
+
+-- drop_connection(): after the connection was lost: the lock's resources are let go without asking the server
+-- (it went with the session, or its lease runs out), and the connection is closed, so that connect() makes a new one
+function Context:drop_connection()
+  local release = self.release_
+  self.release_ = nil
+  if release then pcall(release, true) end
+  if self.db_ then
+    pcall(self.db_.conn.close, self.db_.conn)
+    self.db_ = nil
+  end
 end
 
 -- close(): the lock, the connection, and package.path as it was before

@@ -10,8 +10,8 @@ local schema = require("luamig.schema")
 local sql_text = require("luamig.sql_text")
 local vt = require("luamig.version_table")
 
-local format, concat, ipairs, tostring, setmetatable, error, pcall, type = string.format, table.concat, ipairs,
-  tostring, setmetatable, error, pcall, type
+local format, concat, ipairs, tostring, setmetatable, error, type = string.format, table.concat, ipairs,
+  tostring, setmetatable, error, type
 local floor = math.floor
 
 local SqlErrorMT = { __tostring = function(e) return e.msg end }
@@ -116,7 +116,8 @@ end
 -- rollback_into(details) -> details, with a line added when the ROLLBACK fails
 function Live:rollback_into(details)
   local ok, msg = self:rollback()
-  if ok then return details end
+  -- (a lost connection's transaction went with it: there was nothing to roll back)
+  if ok or self:connection_lost(nil) then return details end
   details = details or {}
   details[#details + 1] = "ROLLBACK failed too: " .. tostring(msg)
   return details
@@ -159,27 +160,6 @@ function Live:ensure_tables()
   if self.tables_ready then return end
   for _, sql in ipairs(vt.create_sql(self.dialect, self.cfg.version_table)) do self:exec(sql) end
   self.tables_ready = true
-end
-
--- prepare_tables() -> true, or nil, message: the version tables made (when missing) in a transaction of their
--- own, under the lock and before the first migration's, so that no migration's transaction holds the locks that
--- making them takes
-function Live:prepare_tables()
-  if self.tables_ready then return true end
-  local ok, msg = self:begin()
-  if not ok then return nil, msg end
-  local cok, cerr = pcall(self.ensure_tables, self)
-  if not cok then
-    self.tables_ready = false
-    self:rollback()
-    return nil, tostring(cerr)
-  end
-  local mok, merr = self:commit()
-  if not mok then
-    self.tables_ready = false
-    return nil, merr
-  end
-  return true
 end
 
 -- record(old, new, row, step): the version-table change and the luamig_history row of a step (or stamp). A step
@@ -423,7 +403,6 @@ function Writer:rebuild(tbl, list, opts)
     .. "with --sql", what), 0)
 end
 
-function Writer.prepare_tables() return true end
 function Writer.attached() return true end
 function Writer.connection_lost() return false end
 function Writer.guards_locks() return false end

@@ -307,7 +307,7 @@ function Runner:run_step(id, direction, expected, resume)
     local res, info = self:step_failed(msg, details)
     x:unguard()
     if again then info.lock_timeout, info.op = true, self.last_op end
-    info.connection_lost = lost
+    info.connection_lost, info.revision = lost, id
     return res, info
   end
   if not self.outer_tx then
@@ -317,7 +317,7 @@ function Runner:run_step(id, direction, expected, resume)
       local res, info = self:step_failed(lost and format("%s: the connection to the server was lost during its "
         .. "COMMIT (%s): whether it was applied is known when luamig reads the version rows again", label,
         one_line(cmsg, 200)) or format("%s: COMMIT failed: %s", label, cmsg))
-      info.connection_lost = lost
+      info.connection_lost, info.revision = lost, id
       return res, info
     end
   end
@@ -485,12 +485,6 @@ function Runner:migrate_steps(direction, spec, opts)
   if single_tx then
     plan, current = self:open_single_transaction(plan, replan)
     if not plan then return nil, current end
-  elseif #plan > 0 then
-    local tok, terr = x:prepare_tables()
-    if not tok then
-      return nil, { msg = format("cannot create the version table %s: %s", self.cfg.version_table, tostring(terr)),
-        connection_lost = x:connection_lost(nil) }
-    end
   end
   local i = 1
   while i <= #plan do

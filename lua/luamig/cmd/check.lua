@@ -48,7 +48,7 @@ local function diffs(ctx)
   return list, db.dialect
 end
 
-return {
+return require("luamig.fleet").readonly({
   summary = "compare the models with the database: exit 3 and list the differences, 0 if none",
   usage = "luamig check",
   max_args = 0,
@@ -71,4 +71,4 @@ return {
     end
     return nil, format("%d difference(s) between the models and the database", #list), exitcodes.DIFFERENCE
   end,
-}
+})

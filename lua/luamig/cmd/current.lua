@@ -30,7 +30,7 @@ local function unfinished_line(row)
   return text .. "; `luamig upgrade --resume` runs it again, `luamig stamp` settles the version)"
 end
 
-return {
+return require("luamig.fleet").readonly({
   summary = "show the database's current revision(s)",
   usage = "luamig current [-v] [--check-heads]",
   max_args = 0,
@@ -84,4 +84,4 @@ return {
     end
     return true
   end,
-}
+})

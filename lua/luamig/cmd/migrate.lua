@@ -1,7 +1,8 @@
 -- What upgrade, downgrade and stamp share: running online, or writing the SQL (--sql) with no connection.
 local exitcodes = require("luamig.exitcodes")
 
-local format = string.format
+local format, ipairs = string.format, ipairs
+local reconnect
 
 -- offline_runner(ctx, from_spec) -> runner writing SQL to stdout, assuming the database is at from_spec
 -- (nil or "base": an empty database, so the version tables are created first); or nil, message, code
@@ -43,6 +44,53 @@ local function backup(ctx)
   return true
 end
 
+-- lost_commits(graph, committed, heads) -> the upgrades this run saw committed that the database lacks now (a
+-- failover to a standby that had not received them)
+local function lost_commits(graph, committed, heads)
+  local have = graph:ancestors(heads)
+  local lost = {}
+  for _, c in ipairs(committed) do
+    if c.direction == "upgrade" and not have[c.id] then lost[#lost + 1] = c.id end
+  end
+  return lost
+end
+
+-- reconnect(ctx, runner, direction, spec, opts, err) -> runner, steps applied, error: after the connection was
+-- lost, up to opts.reconnect times: connect again (a multi-host URL finds the new primary), take the lock again,
+-- read the version rows again and go on; back-off from 0.5 s doubling to 10 s
+function reconnect(ctx, runner, direction, spec, opts, err)
+  local wait = require("luamig.wait")
+  local delay, applied = 0.5, #runner.committed
+  local committed = runner.committed
+  for attempt = 1, opts.reconnect do
+    ctx:warn(format("%s; reconnecting in %g s (%d of %d)", err.msg, delay, attempt, opts.reconnect))
+    ctx:drop_connection()
+    wait.sleep(delay)
+    delay = math.min(delay * 2, 10)
+    local r, rerr = ctx:runner()
+    if r then
+      local heads = r:heads()
+      if heads then
+        for _, id in ipairs(lost_commits(r.graph, committed, heads)) do
+          ctx:warn(format("%s was committed before the connection was lost, but the server luamig reconnected to "
+            .. "does not have it (a failover lost it): applying it again", id))
+          applied = applied - 1
+        end
+      end
+      runner = r
+      local n, merr = r:migrate(direction, spec, opts)
+      for _, c in ipairs(r.committed) do committed[#committed + 1] = c end
+      if n then return r, applied + n end
+      applied = applied + #r.committed
+      err = merr
+      if not merr.connection_lost then return r, nil, merr end
+    else
+      err = { msg = rerr, connection_lost = true }
+    end
+  end
+  return runner, nil, err
+end
+
 local function report_json(ctx, direction, n, heads)
   local json = require("luamig.json")
   ctx:out(json.encode({ command = direction, applied = n, current = json.array(heads or {}) }))
@@ -82,10 +130,24 @@ local function run(ctx, direction, spec, opts)
     end
     opts.timeout = t
   end
+  if ctx.options.reconnect ~= nil then
+    local k = tonumber(ctx.options.reconnect)
+    if not k or k < 0 or k ~= math.floor(k) or k > 1000 then
+      return nil, format("--reconnect takes a number of attempts from 0 to 1000, not '%s'", ctx.options.reconnect),
+        exitcodes.USAGE
+    end
+    opts.reconnect = k
+  end
+  if direction == "upgrade" and require("luamig.fleet").wanted(ctx) then
+    return require("luamig.fleet").upgrade(ctx, spec, opts)
+  end
   local runner, err = ctx:runner()
   if not runner then return nil, err, exitcodes.FAILED end
   if opts.backup then opts.before_changes = function() return backup(ctx) end end
   local n, rerr = runner:migrate(direction, spec, opts)
+  if not n and rerr.connection_lost and (opts.reconnect or 0) > 0 then
+    runner, n, rerr = reconnect(ctx, runner, direction, spec, opts, rerr)
+  end
   if not n then return nil, rerr, exitcodes.FAILED end
   if ctx.json then
     report_json(ctx, direction, n, runner:heads())
@@ -101,9 +163,11 @@ local RESUME_OPTION = { long = "--resume", key = "resume",
   help = "first run again a migration that ran outside a transaction and did not finish" }
 local BACKUP_OPTION = { long = "--backup", key = "backup", help = "SQLite: copy the database to <db>.<timestamp>.bak first" }
 local SINGLE_OPTION = { long = "--single-transaction", key = "single_transaction", help = "one transaction around the whole run" }
+local RECONNECT_OPTION = { long = "--reconnect", arg = "N", key = "reconnect",
+  help = "when the connection is lost mid-run, connect again up to N times and go on (default 0)" }
 local TIMEOUT_OPTION = { long = "--timeout", arg = "SECONDS", key = "timeout",
   help = "stop a migration (its Lua code and its statements) that runs longer, and roll it back" }
 
 return { run = run, offline_runner = offline_runner, split_range = split_range, report_json = report_json,
   SQL_OPTION = SQL_OPTION, RESUME_OPTION = RESUME_OPTION, BACKUP_OPTION = BACKUP_OPTION, TAG_OPTION = TAG_OPTION, SINGLE_OPTION = SINGLE_OPTION,
-  TIMEOUT_OPTION = TIMEOUT_OPTION }
+  TIMEOUT_OPTION = TIMEOUT_OPTION, RECONNECT_OPTION = RECONNECT_OPTION }

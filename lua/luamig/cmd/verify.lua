@@ -7,7 +7,7 @@ local vt = require("luamig.version_table")
 
 local format, concat, sort = string.format, table.concat, table.sort
 
-return {
+return require("luamig.fleet").readonly({
   summary = "check that applied migrations still match their files (exit 3 if not)",
   usage = "luamig verify",
   max_args = 0,
@@ -66,4 +66,4 @@ return {
     end
     return true
   end,
-}
+})

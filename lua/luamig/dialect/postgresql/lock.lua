@@ -69,7 +69,8 @@ local function session(db, cfg, say)
       db.url, cfg.lock_timeout or 60, who)
   end)
   if not ok then return nil, err end
-  return { mode = "session", locked = true, release = function()
+  return { mode = "session", locked = true, release = function(lost)
+    if lost then return true end
     local res, uerr = conn:query("SELECT pg_advisory_unlock(" .. KEY .. ") AS unlocked", { vt })
     if not res then return nil, format("could not release the migration lock on %s: %s", db.url, uerr) end
     if not res[1].unlocked then
@@ -83,8 +84,12 @@ end
 
 -- The lease ----------------------------------------------------------------------------------------------------
 
+-- owner_id() -> this process's lease owner, host:pid:random (one per process: a run that reconnects takes its
+-- own lease back at once rather than waiting for it to run out)
+local my_owner
 local function owner_id()
-  return format("%s:%d:%08x", core.hostname() or "?", core.getpid(), random(0, 0x7fffffff))
+  if not my_owner then my_owner = format("%s:%d:%08x", core.hostname() or "?", core.getpid(), random(0, 0x7fffffff)) end
+  return my_owner
 end
 
 -- lease_place(db, cfg) -> the quoted lease table, the lease's name (schema.version_table); or nil, message.
@@ -128,7 +133,7 @@ local function take_lease(db, cfg, say, tbl, name)
   local upsert = format("INSERT INTO %s (name, owner, acquired_at, expires_at) VALUES (?, ?, clock_timestamp(), "
     .. "clock_timestamp() + make_interval(secs => ?::float8)) ON CONFLICT (name) DO UPDATE SET owner = "
     .. "excluded.owner, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at WHERE %s.expires_at "
-    .. "<= clock_timestamp() RETURNING owner", tbl, tbl)
+    .. "<= clock_timestamp() OR %s.owner = excluded.owner RETURNING owner", tbl, tbl, tbl)
   local ok, err = poll(cfg, function()
     local rows, qerr = conn:query(upsert, { name, me, ttl })
     if not rows then return nil, format("cannot take the migration lease on %s: %s", db.url, qerr) end
@@ -164,8 +169,10 @@ local function take_lease(db, cfg, say, tbl, name)
           .. "not committed", db.url, state == "lost" and why or format("not renewed within %g s", ttl)), "LEASE")
     end
   end
-  lease.release = function()
+  lease.release = function(lost)
     hb:stop()
+    -- (the connection is gone: the lease runs out by itself, or this process takes it back when it reconnects)
+    if lost then return true end
     local rows, derr = conn:query(format("DELETE FROM %s WHERE name = ? AND owner = ? RETURNING "
       .. "(expires_at > clock_timestamp()) AS live", tbl), { name, me })
     if not rows then return nil, format("could not release the migration lease on %s: %s", db.url, derr) end
@@ -224,13 +231,13 @@ local function transaction(db, cfg, say)
     held = l
     lock.fence = l.fence
   end
-  lock.attached = function()
+  lock.attached = function(lost)
     if not held then return true end
     local l = held
     held, lock.fence = nil, nil
-    return l.release()
+    return l.release(lost)
   end
-  lock.release = function() return lock.attached() end
+  lock.release = function(lost) return lock.attached(lost) end
   return lock
 end
 
