@@ -230,6 +230,70 @@ function M.pg_drop(name)
   M.psql("postgres", "DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)")
 end
 
+-- pg_url_via(env, db) -> the URL of database db through the server named by env (LUAMIG_TEST_PGBOUNCER_URL:
+-- PgBouncer in transaction mode in front of the test server; LUAMIG_TEST_PG_STANDBY_URL: its streaming standby)
+function M.pg_url_via(env, db)
+  local u = os.getenv(env)
+  assert(u and u ~= "", env .. " is not set: run the PostgreSQL specs through ./scripts/test")
+  return (u:gsub("^postgresql:///[^?]*", "postgresql:///" .. db))
+end
+
+-- counted(dir, n, opts) writes n migrations into dir/versions that count themselves: each inserts its revision
+-- into the table applied (made by the first) in its own transaction, so a migration applied twice shows as two
+-- rows. opts.sleep: seconds each sleeps on the server (pg_sleep) before counting; opts.ddl (default true): each
+-- also creates table t_<i>. Returns the revisions in order.
+function M.counted(dir, n, opts)
+  opts = opts or {}
+  local revs, prev = {}, nil
+  for i = 1, n do
+    local rev = string.format("c%03d%08d", i, i)
+    local up = {}
+    if i == 1 then up[#up + 1] = '  op.execute("CREATE TABLE IF NOT EXISTS applied (rev TEXT NOT NULL)")' end
+    if opts.sleep then up[#up + 1] = string.format('  op.execute("SELECT pg_sleep(%g)")', opts.sleep) end
+    if opts.ddl ~= false then up[#up + 1] = string.format('  op.create_table("t_%d", { { "id", t.integer } })', i) end
+    up[#up + 1] = string.format([[  op.execute("INSERT INTO applied (rev) VALUES ('%s')")]], rev)
+    M.migration(dir .. "/versions", { rev = rev, down = prev, msg = "count " .. i, up = table.concat(up, "\n"),
+      down_body = opts.ddl ~= false and string.format('  op.drop_table("t_%d")', i) or "" })
+    revs[i], prev = rev, rev
+  end
+  return revs
+end
+
+-- applied_counts(db) -> how many rows applied holds, and how many distinct revisions
+function M.applied_counts(db)
+  local out = M.psql(db, "SELECT count(*) || ' ' || count(DISTINCT rev) FROM applied")
+  local a, b = out:match("^(%d+) (%d+)$")
+  return tonumber(a), tonumber(b)
+end
+
+-- spawn(cmd, dir, name) -> the pid of luamig (or whatever cmd execs) started in the background in dir; its output
+-- goes to dir/name.out, its exit code to dir/name.rc when it ends
+function M.spawn(cmd, dir, name)
+  local pidf = dir .. "/" .. name .. ".pid"
+  os.remove(pidf)
+  assert(os.execute(M.clean(string.format("cd %s && ( sh -c 'echo $$ > %s; exec %s' > %s 2>&1; echo $? > %s ) "
+    .. "</dev/null >/dev/null 2>&1 &", M.q(dir), pidf, cmd:gsub("'", "'\\''"), M.q(dir .. "/" .. name .. ".out"),
+    M.q(dir .. "/" .. name .. ".rc")))))
+  for _ = 1, 3000 do
+    local p = M.read(pidf)
+    if p and p:match("^%d+") then return tonumber(p:match("^%d+")) end
+    require("luamig.core").sleep(0.01)
+  end
+  error("the background command did not start: " .. cmd)
+end
+
+-- finished(dir, name, seconds) -> the exit code of a spawned command, waiting for it up to seconds (nil: still running)
+function M.finished(dir, name, seconds)
+  local core = require("luamig.core")
+  local deadline = core.clock() + (seconds or 0)
+  repeat
+    local rc = M.read(dir .. "/" .. name .. ".rc")
+    if rc and rc:match("^%d+") then return tonumber(rc:match("^%d+")) end
+    core.sleep(0.05)
+  until core.clock() > deadline
+  return nil
+end
+
 -- pg_schema(db) -> columns, indexes and constraints of the public schema as text, for before/after comparisons
 function M.pg_schema(db)
   return M.psql(db, "SELECT string_agg(x, E'\n' ORDER BY x) FROM ("

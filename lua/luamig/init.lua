@@ -3,6 +3,7 @@
 --   local m, err = luamig.open{ config = "luamig.ini" }            -- or { url = ..., script_location = ... }
 --   m:upgrade("head"); m:downgrade("-1"); m:current(); m:history(); m:heads(); m:close()
 --   local rev, err = luamig.init{ url = ..., script_location = ... } -- at start-up: lock, upgrade to head, revision
+--   local results, summary = luamig.fleet{ url = ..., targets = { "schema=t1", "schema=t2" }, parallel = 4 }
 --
 -- open's options: config (an ini file; without it nothing is read from disk but the scripts), section, url,
 -- script_location, version_table, lock_timeout, statement_timeout, ddl_lock_timeout, ddl_lock_retries, models (a
@@ -34,21 +35,29 @@ local function guard(fn, ...)
   return table.unpack(res, 2, res.n)
 end
 
-local OVERRIDES = { "version_table", "lock_timeout", "statement_timeout", "ddl_lock_timeout", "ddl_lock_retries" }
+local OVERRIDES = { "version_table", "lock_timeout", "statement_timeout", "ddl_lock_timeout", "ddl_lock_retries",
+  "lease_ttl", "lease_heartbeat" }
 
-local function open(opts)
-  if type(opts) ~= "table" then return nil, "luamig.open takes a table of options" end
+-- api_context(opts, what) -> a context for the Lua API's options, its settings, or nil, message
+local function api_context(opts, what)
+  if type(opts) ~= "table" then return nil, format("luamig.%s takes a table of options", what) end
   local log = opts.log
-  if log ~= nil and type(log) ~= "function" then return nil, "luamig.open: log must be a function(line)" end
+  if log ~= nil and type(log) ~= "function" then return nil, format("luamig.%s: log must be a function(line)", what) end
   local function say(line) if log then log(line) end end
-  local ctx = context.new({ options = { config = opts.config, name = opts.section, url = opts.url, x = opts.x or {} },
-    no_file = opts.config == nil, command = "api", out = say, info = say,
+  local ctx = context.new({ options = { config = opts.config, name = opts.section, url = opts.url, x = opts.x or {},
+    lock = opts.lock, schema = opts.schema }, no_file = opts.config == nil, command = "api", out = say, info = say,
     warn = function(line) say("warning: " .. line) end })
   local cfg, err = ctx:config()
   if not cfg then
     ctx:close()
     return nil, err
   end
+  return ctx, cfg
+end
+
+local function open(opts)
+  local ctx, cfg = api_context(opts, "open")
+  if not ctx then return nil, cfg end
   if opts.script_location then
     local path = require("luamig.path")
     cfg.script_location = path.absolute(opts.script_location)
@@ -162,8 +171,57 @@ local function init(opts)
   return concat(heads, ",")
 end
 
+-- fleet(opts) -> results, summary; or nil, message: upgrade many targets, opts.parallel at a time (luamig.fleet).
+-- opts: open's options (url, config, script_location, ...) for what the targets share, and targets (a list of URLs
+-- and "schema=NAME" strings, or of { url = } / { schema = } tables) or targets_sql (a query on url), target
+-- (default "head"), parallel (default 4), on_error ("continue" | "stop"), canary (K), each (function(result, i)).
+-- results: one per target, in the targets' order: { target, status, from, to, applied, failed_revision, error, ms };
+-- summary: { applied, at_head, failed, not_started }.
+local function fleet(opts)
+  local ctx, cfg = api_context(opts, "fleet")
+  if not ctx then return nil, cfg end
+  local fl = require("luamig.fleet")
+  local function done(...)
+    ctx:close()
+    return ...
+  end
+  if opts.script_location then
+    cfg.script_location = require("luamig.path").absolute(opts.script_location)
+    cfg.version_locations = nil
+  end
+  for _, k in ipairs(OVERRIDES) do
+    if opts[k] ~= nil then cfg[k] = opts[k] end
+  end
+  local fo, oerr = fl.options({ parallel = opts.parallel, canary = opts.canary, on_error = opts.on_error })
+  if not fo then return done(nil, "luamig.fleet: " .. oerr) end
+  local targets = {}
+  if opts.targets_sql then
+    local t, terr = fl.from_sql(ctx, opts.targets_sql)
+    if not t then return done(nil, terr) end
+    targets = t
+  elseif type(opts.targets) == "table" then
+    for i, t in ipairs(opts.targets) do
+      if type(t) == "string" then
+        t = t:match("^schema=(.+)$") and { schema = t:match("^schema=(.+)$") } or { url = t }
+      end
+      if type(t) ~= "table" or not (t.url or t.schema) then
+        return done(nil, format("luamig.fleet: targets[%d] is neither a URL nor schema=NAME", i))
+      end
+      targets[i] = t
+    end
+  else
+    return done(nil, "luamig.fleet: give targets (a list) or targets_sql (a query)")
+  end
+  local graph, gerr = ctx:graph()
+  if not graph then return done(nil, gerr) end
+  fo.target, fo.each = opts.target or "head", opts.each
+  local results = fl.run(ctx, targets, fo)
+  return done(results, fl.summary(results))
+end
+
 return {
   open = function(opts) return guard(open, opts) end,
+  fleet = function(opts) return guard(fleet, opts) end,
   init = init,
   version = require("luamig.core").version,
 }

@@ -1,0 +1,92 @@
+-- The lease (lock = lease): a holder killed mid-run is taken over once its lease runs out, and a holder that was
+-- paused past its lease aborts at its next version-row change instead of applying; both checked through the
+-- migrations' own counting table. Short lease times (lease_ttl = 2, lease_heartbeat = 0.5) keep it quick.
+local S = require("support")
+local core = require("luamig.core")
+
+local INI = "[luamig]\nscript_location = .\nlock = lease\nlease_ttl = 2\nlease_heartbeat = 0.5\nlock_timeout = 60\n"
+
+-- wait_for(fn, what): polls fn() until it answers true
+local function wait_for(fn, what)
+  for _ = 1, 1200 do
+    if fn() then return end
+    core.sleep(0.05)
+  end
+  error("waited 60 s for " .. what)
+end
+
+describe("#postgres the migration lease", function()
+  local dir, db, url
+  before_each(function()
+    dir = S.tmpdir()
+    S.write(dir .. "/luamig.ini", INI)
+    db, url = S.pg_database()
+  end)
+  after_each(function()
+    S.pg_drop(db)
+    S.rmrf(dir)
+  end)
+
+  it("a holder SIGKILLed mid-run 10 times: the next runner takes over, no migration is applied twice", function()
+    local revs = S.counted(dir, 12, { sleep = 0.1 })
+    local cmd = string.format("%s --url %s upgrade head", S.q(S.bin), S.q(url))
+    local mid = 0
+    for kill = 1, 10 do
+      local pid = S.spawn(cmd, dir, "holder" .. kill)
+      -- kill it once it holds the lease and has applied something this time, or at once on the last kills
+      wait_for(function()
+        return S.psql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+          .. "query LIKE 'SELECT pg_sleep%' AND state = 'active'") ~= "0" or S.finished(dir, "holder" .. kill) ~= nil
+      end, "the holder to run a migration")
+      core.sleep(math.random() * 0.3)
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      S.finished(dir, "holder" .. kill, 30)
+      local n = tonumber(S.psql(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'applied'")) > 0
+        and S.applied_counts(db) or 0
+      if n < #revs then mid = mid + 1 end
+      local rows, distinct = 0, 0
+      if n > 0 then rows, distinct = S.applied_counts(db) end
+      assert.equal(rows, distinct, "a migration was applied twice after kill " .. kill)
+    end
+    assert.is_true(mid >= 5, "only " .. mid .. " of 10 kills landed before the run's end")
+    -- the next runner takes the lease over once it ran out, and completes
+    local r = S.run("--url " .. S.q(url) .. " upgrade head", { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    local rows, distinct = S.applied_counts(db)
+    assert.equal(#revs, rows)
+    assert.equal(#revs, distinct)
+    assert.equal(revs[#revs], S.pg_versions(db))
+    assert.equal("0", S.psql(db, "SELECT count(*) FROM luamig_lock"))
+  end)
+
+  it("a holder paused past its lease aborts at its next version-row change; the runner that took over applies", function()
+    -- the second migration only counts and sleeps: nothing in it conflicts with the runner that takes over, so
+    -- the paused holder gets to its version-row change, where the fence stops it
+    S.counted(dir, 1)
+    S.migration(dir .. "/versions", { rev = "c00200000002", down = "c00100000001", up = table.concat({
+      [[  op.execute("INSERT INTO applied (rev) VALUES ('c00200000002')")]],
+      '  op.execute("SELECT pg_sleep(1.5)")' }, "\n") })
+    S.migration(dir .. "/versions", { rev = "c00300000003", down = "c00200000002",
+      up = [[  op.execute("INSERT INTO applied (rev) VALUES ('c00300000003')")]] })
+    local pid = S.spawn(string.format("%s --url %s upgrade head", S.q(S.bin), S.q(url)), dir, "paused")
+    wait_for(function()
+      return S.psql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+        .. "query LIKE 'SELECT pg_sleep%' AND state = 'active'") ~= "0"
+    end, "the holder to sleep in its second migration")
+    os.execute("kill -STOP " .. pid)
+    -- (the lease runs out 2 s after its last renewal; the runner below waits for that)
+    local r = S.run("--url " .. S.q(url) .. " upgrade head", { cwd = dir })
+    os.execute("kill -CONT " .. pid)
+    assert.equal(0, r.code, r.err)
+    local rc = S.finished(dir, "paused", 60)
+    local out = S.read(dir .. "/paused.out")
+    assert.equal(1, rc, out)
+    assert.truthy(out:find("luamig: upgrade c00100000001 -> c00200000002 failed", 1, true), out)
+    assert.truthy(out:find("the migration lease on postgresql:///" .. db .. "?host=", 1, true), out)
+    assert.truthy(out:find("lapsed", 1, true), out)
+    local rows, distinct = S.applied_counts(db)
+    assert.equal(3, rows)
+    assert.equal(3, distinct)
+    assert.equal("c00300000003", S.pg_versions(db))
+  end)
+end)
