@@ -159,4 +159,7 @@ function M.fmt_s(s)
   return string.format("%.2f s", s)
 end
 
+-- now() -> the monotonic clock, in seconds
+M.now = now
+
 return M
