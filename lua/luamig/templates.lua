@@ -70,6 +70,11 @@ statement_timeout = 0
 # how many times a migration that timed out is tried again
 ddl_lock_timeout = 5
 ddl_lock_retries = 5
+# PostgreSQL: the migration lock: auto (a session advisory lock on a direct connection, a lease behind a
+# transaction pooler), session, transaction, lease or none; the lease's time to live and renewal interval (seconds)
+lock = auto
+lease_ttl = 30
+lease_heartbeat = 5
 # luamig lint: rule ids to skip (comma separated), and the PostgreSQL version it assumes offline
 lint_disable =
 # lint_postgres_version = 15
