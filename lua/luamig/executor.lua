@@ -87,15 +87,20 @@ end
 function Live:begin()
   local ok, msg = self.conn:exec(self.begin_sql)
   if not ok then return nil, self.dialect:busy_hint(msg, self.cfg) end
-  return self:locked_in()
+  return self:locked_in(self.begin_sql)
 end
 
--- locked_in(): the lock's part of a transaction just begun (the transaction mode's advisory lock); true, or nil,
--- message with the transaction rolled back
-function Live:locked_in()
+-- locked_in(begin_sql): the lock's part of a transaction just begun (the transaction mode's advisory lock); true,
+-- or nil, message with the transaction rolled back. The lock waits outside a transaction (rolled back, begun again
+-- with begin_sql), so that a waiting run holds no pooled server connection and no lock meanwhile.
+function Live:locked_in(begin_sql)
   local in_step = self.lock.in_step
   if not in_step then return true end
-  local ok, err = in_step(self)
+  local conn = self.conn
+  local ok, err = in_step(self, function()
+    if conn:in_transaction() then return true end
+    return conn:exec(begin_sql)
+  end, function() conn:exec("ROLLBACK") end)
   if ok then return true end
   self:rollback()
   return nil, err
@@ -128,7 +133,7 @@ end
 function Live:begin_step()
   local ok, msg = self.conn:exec(self.begin_guarded or self.begin_sql)
   if not ok then return nil, self.dialect:busy_hint(msg, self.cfg) end
-  return self:locked_in()
+  return self:locked_in(self.begin_guarded or self.begin_sql)
 end
 function Live:end_step() return self:commit() end
 
@@ -153,7 +158,15 @@ function Live:unfinished()
   local rows, err = vt.unfinished(self.conn, self.dialect, self.cfg.version_table, self.tables_ready)
   if not rows then return nil, format("cannot read %s: %s", vt.HISTORY, err) end
   if #rows == 0 then return rows end
-  return self.dialect:mark_live(rows)
+  rows = self.dialect:mark_live(rows)
+  -- (a run without a lock across it: a row is live while another run holds the lease it runs under)
+  local leased = self.lock.lease_live
+  if leased and leased(self) then
+    for _, row in ipairs(rows) do
+      if row.status == "running" then row.live = true end
+    end
+  end
+  return rows
 end
 
 function Live:ensure_tables()

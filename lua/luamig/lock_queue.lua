@@ -29,7 +29,7 @@ function Methods:exec_statement(sql, params)
     self.warn(format("%s: lock timeout on %s (%s); retry %d of %d of the statement in %.1f s%s",
       step.direction .. " " .. step.id, self:tables_text(tables), o.op == "execute" and "execute"
       or require("luamig.ops").label(o), step.lock_tries, self:lock_retries(), wait, self:blocked_by(tables, "; ")))
-    core.sleep(wait)
+    require("luamig.wait").sleep(wait)
     x:clean_after_lock_timeout(self.last_op)
   end
 end
@@ -121,7 +121,7 @@ function Methods:guarded_step(id, direction, expected, resume)
       self.warn(format("%s: %s is locked by a transaction open longer than ddl_lock_timeout (%g s): waiting %.1f s "
         .. "instead of queueing (retry %d of %d)%s", label, self:tables_text(tables), timeout, wait, tries, retries,
         self:blocked_by(tables, "; ")))
-      core.sleep(wait)
+      require("luamig.wait").sleep(wait)
     end
     runs = runs + 1
     local res, info = self:run_step(id, direction, expected, resume)
@@ -139,7 +139,7 @@ function Methods:guarded_step(id, direction, expected, resume)
     local wait = self:backoff(tries)
     self.warn(format("%s: lock timeout on %s, rolled back; retry %d of %d in %.1f s%s", label,
       self:tables_text(failed_on), tries, retries, wait, self:blocked_by(failed_on, "; ")))
-    core.sleep(wait)
+    require("luamig.wait").sleep(wait)
   end
 end
 

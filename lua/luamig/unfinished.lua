@@ -103,7 +103,7 @@ function Methods:await_unfinished(opts)
       self.progress(M.waiting_line(row))
       told = true
     end
-    core.sleep(delay)
+    require("luamig.wait").sleep(delay)
     delay = math.min(delay * 2, 0.5)
   end
 end

@@ -49,6 +49,35 @@ describe("#postgres behind a transaction pooler", function()
     end
   end)
 
+  it("transaction mode: 8 runners at once, one migration outside a transaction under the lease meanwhile", function()
+    local revs = S.counted(dir, 6)
+    S.migration(dir .. "/versions", { rev = "d00700000007", down = revs[6], transactional = false,
+      up = [[  op.execute("INSERT INTO applied (rev) VALUES ('d00700000007')")]] })
+    S.migration(dir .. "/versions", { rev = "d00800000008", down = "d00700000007",
+      up = [[  op.execute("INSERT INTO applied (rev) VALUES ('d00800000008')")]] })
+    local url
+    db, url = S.pg_database()
+    local via = S.pg_url_via("LUAMIG_TEST_PGBOUNCER_URL", db)
+    local cmd = {}
+    for i = 1, 8 do
+      cmd[#cmd + 1] = string.format("(%s --lock transaction --url %s upgrade head > tx.%d 2>&1; echo $? > txrc.%d) &",
+        S.q(S.bin), S.q(via), i, i)
+    end
+    cmd[#cmd + 1] = "wait"
+    assert(os.execute(S.clean("cd " .. S.q(dir) .. " && { " .. table.concat(cmd, " ") .. "; }")))
+    for i = 1, 8 do
+      assert.equal("0", (S.read(dir .. "/txrc." .. i) or ""):match("%d+"), S.read(dir .. "/tx." .. i))
+    end
+    local rows, distinct = S.applied_counts(db)
+    assert.equal(8, rows)
+    assert.equal(8, distinct)
+    assert.equal("d00800000008", S.pg_versions(db))
+    assert.equal("0", advisory_locks(db))
+    assert.equal("0", S.psql(db, "SELECT count(*) FROM luamig_lock"))
+    assert.equal("0", S.psql(db, "SELECT count(*) FROM luamig_history WHERE status <> 'applied'"))
+    local _ = url
+  end)
+
   it("session mode: the unlock that answers false is reported as a warning", function()
     local url
     db, url = S.pg_database()

@@ -203,17 +203,25 @@ local function transaction(db, cfg, say)
   local held
   local others = format("SELECT owner FROM %s WHERE name = ? AND expires_at > clock_timestamp()", tbl)
   -- in_step(x): right after BEGIN: the transaction's advisory lock, and no lease of another run; true, or nil, msg
-  lock.in_step = function(x)
+  -- in_step(x, begin, rollback): begin() opens the transaction again after rollback() ended it for a wait
+  lock.in_step = function(x, begin, rollback)
     local told = false
     -- (a run holding the lease records its migration in a transaction of its own: the others wait for the lease)
     if held then return true end
     return poll(cfg, function()
+      local bok, berr = begin()
+      if not bok then return nil, format("cannot start a transaction on %s: %s", db.url, berr) end
       local rows, err = x.conn:query("SELECT pg_try_advisory_xact_lock(" .. KEY .. ") AS locked", { vt })
       if not rows then return nil, format("cannot take the migration lock on %s: %s", db.url, err) end
-      if not rows[1].locked then return false end
-      local l, lerr = x.conn:query(others, { name })
-      if not l then return nil, format("cannot read %s on %s: %s", tbl, db.url, lerr) end
-      return l[1] == nil
+      local free = rows[1].locked
+      if free then
+        local l, lerr = x.conn:query(others, { name })
+        if not l then return nil, format("cannot read %s on %s: %s", tbl, db.url, lerr) end
+        free = l[1] == nil
+      end
+      if free then return true end
+      rollback()
+      return false
     end, function(first)
       if first then
         if say and not told then say(format("waiting for the migration lock on %s, held by another luamig run", db.url)) end
@@ -223,6 +231,12 @@ local function transaction(db, cfg, say)
       return format("could not get the migration lock on %s within %g s: another luamig run is migrating it",
         db.url, cfg.lock_timeout or 60)
     end)
+  end
+  -- lease_live(x) -> whether another run holds the lease (its migration outside a transaction is running)
+  lock.lease_live = function(x)
+    if held then return false end
+    local l = x.conn:query(others, { name })
+    return l ~= nil and l[1] ~= nil
   end
   -- detaching(): a migration about to leave its transaction holds the lease until attached()
   lock.detaching = function()
