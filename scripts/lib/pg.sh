@@ -42,7 +42,9 @@ pg_start() {
 
 # pg_start_extras (after pg_start): PgBouncer in transaction mode in front of the server (default_pool_size = 2, a
 # unix socket in $pgtmp/bouncer, no TCP) and a streaming standby of it (pg_basebackup -R, its own data directory,
-# socket port 5433 in $pgtmp). Sets PG_BOUNCER_URL and PG_STANDBY_URL; pg_stop stops both. Non-zero, with the logs
+# socket port 5433 in $pgtmp). The standby streams through a replication slot: every DROP DATABASE forces a
+# checkpoint, and without the slot a standby that lags past one finds its next WAL segment removed and never
+# catches up again. Sets PG_BOUNCER_URL and PG_STANDBY_URL; pg_stop stops both. Non-zero, with the logs
 # on stderr, when either does not start.
 pg_start_extras() {
   local b=$pgtmp/bouncer
@@ -70,7 +72,7 @@ INI
   local i=0
   while [ ! -S "$b/.s.PGSQL.6432" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
   PG_BOUNCER_URL="postgresql:///postgres?host=$b&port=6432&user=postgres"
-  if "${as_pg[@]}" "$pgbin/pg_basebackup" -h "$pgtmp" -U postgres -D "$pgtmp/standby" -R -X stream \
+  if "${as_pg[@]}" "$pgbin/pg_basebackup" -h "$pgtmp" -U postgres -D "$pgtmp/standby" -R -X stream -C -S luamig_standby \
       >"$pgtmp/basebackup.log" 2>&1 &&
     "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgtmp/standby" -l "$pgtmp/standby.log" -w -t 60 \
       -o "-k $pgtmp -p 5433 -c listen_addresses='' -c fsync=off -c hot_standby=on" start >/dev/null 2>&1; then

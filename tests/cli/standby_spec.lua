@@ -12,14 +12,19 @@ local function standby_psql(db, sql)
   return code, (out:gsub("%s+$", ""))
 end
 
--- replayed(db, rev): waits until the standby has the database at rev
-local function replayed(db, rev)
-  for _ = 1, 600 do
-    local code, out = standby_psql(db, "SELECT version_num FROM luamig_version")
-    if code == 0 and out == rev then return end
+-- caught_up(): waits until the standby has replayed all the primary has written so far; on a timeout the error
+-- says what the primary knows of its standby (pg_stat_replication)
+local function caught_up()
+  local lsn = S.psql("postgres", "SELECT pg_current_wal_lsn()")
+  local deadline = core.clock() + 180
+  repeat
+    local code, out = standby_psql("postgres", "SELECT pg_last_wal_replay_lsn() >= '" .. lsn .. "'::pg_lsn")
+    if code == 0 and out == "t" then return end
     core.sleep(0.05)
-  end
-  error("the standby did not replay " .. rev)
+  until core.clock() > deadline
+  error("the standby did not replay up to " .. lsn .. " in 180 s; the primary's replication: "
+    .. S.psql("postgres", "SELECT coalesce(string_agg(state || ' at ' || replay_lsn, ', '), 'no standby connected') "
+      .. "FROM pg_stat_replication"))
 end
 
 describe("#postgres a read-only standby", function()
@@ -37,11 +42,7 @@ describe("#postgres a read-only standby", function()
 
   it("upgrade exits 1 with the standby line and takes no lock; current works on it", function()
     local standby = S.pg_url_via("LUAMIG_TEST_PG_STANDBY_URL", db)
-    -- (the standby has the database once it replayed its creation)
-    for _ = 1, 600 do
-      if standby_psql(db, "SELECT 1") == 0 then break end
-      core.sleep(0.05)
-    end
+    caught_up() -- (the standby has the database once it replayed its creation)
     local r = S.run("-v --url " .. S.q(standby) .. " upgrade head", { cwd = dir })
     assert.equal(1, r.code, r.err)
     assert.equal("luamig: " .. standby .. ": the server is a read-only standby (in recovery); point luamig at the "
@@ -51,7 +52,7 @@ describe("#postgres a read-only standby", function()
     assert.equal("0", S.psql(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'luamig_version'"))
     -- after the primary is migrated, the standby answers current
     assert.equal(0, S.run("--url " .. S.q(url) .. " upgrade head", { cwd = dir }).code)
-    replayed(db, "c00200000002")
+    caught_up()
     local c = S.run("--url " .. S.q(standby) .. " current", { cwd = dir })
     assert.equal(0, c.code, c.err)
     assert.truthy(c.out:find("c00200000002 (head)", 1, true), c.out)
@@ -65,10 +66,7 @@ describe("#postgres a read-only standby", function()
     local sock = standby:match("[?&]host=([^&]+)")
     local sport = standby:match("[?&]port=([^&]+)")
     local psock = primary:match("[?&]host=([^&]+)")
-    for _ = 1, 600 do
-      if standby_psql(db, "SELECT 1") == 0 then break end
-      core.sleep(0.05)
-    end
+    caught_up()
     local both = string.format("postgresql:///%s?host=%s,%s&port=%s,5432&user=postgres&target_session_attrs=read-write",
       db, sock, psock, sport)
     local r = S.run("--url " .. S.q(both) .. " upgrade head", { cwd = dir })
