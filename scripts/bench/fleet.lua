@@ -1,7 +1,9 @@
 -- A fleet of schemas in one database: `luamig upgrade head --targets FILE --parallel 4` against the loop a user
 -- writes without it (one `luamig --schema NAME upgrade head` per schema, in turn), measured in the same run on
 -- the same server, each on schemas of its own. Each migration is a light one, as most are: the first creates a
--- table, the others add a column or an index to it.
+-- table, the others add a column or an index to it. Then the failure case, untimed: a third fleet of its own
+-- schemas in which the middle tenant already has a table named like the index migration 4 makes; that tenant is
+-- named as failed, the rest reach head, and after the table is dropped a rerun migrates only that tenant.
 -- usage: PG_BENCH_URL=postgresql:///db?host=... lua5.4 scripts/bench/fleet.lua LUAMIG_BINARY [SCHEMAS] [MIGRATIONS]
 local lib = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib.lua")
 
@@ -73,4 +75,35 @@ print(string.format("%-44s | %8s | %s", "run", "wall", "per schema"))
 print(string.format("%-44s | %7.1fs | %5.1f ms", "sequential: luamig --schema NAME upgrade head", t_seq, t_seq * 1000 / n))
 print(string.format("%-44s | %7.1fs | %5.1f ms", "fleet: upgrade head --targets --parallel 4", t_fleet, t_fleet * 1000 / n))
 print(string.format("fleet / sequential: %.2fx faster", t_seq / t_fleet))
+
+-- the failure case
+local bad = string.format("fx_%04d", (n + 1) // 2)
+psql(string.format("DO $$ BEGIN FOR g IN 1..%d LOOP EXECUTE format('CREATE SCHEMA fx_%%s', lpad(g::text, 4, '0')); "
+  .. "END LOOP; END $$; CREATE TABLE %s.ix_items_c3 (x int)", n, bad))
+local fx = {}
+for i = 1, n do fx[i] = string.format("schema=fx_%04d", i) end
+lib.write(dir .. "/fx.txt", table.concat(fx, "\n") .. "\n")
+local function fleet_json()
+  local p = assert(io.popen(string.format("cd %s && %s --url %s --json upgrade head --targets fx.txt --parallel 4 "
+    .. "2>/dev/null", lib.q(dir), lib.q(bin), lib.q(url))))
+  local failed, summary = {}, nil
+  for line in p:lines() do
+    if line:find('"status":"failed"', 1, true) then failed[#failed + 1] = line end
+    summary = line:match('^{"summary":(.*)}$') or summary
+  end
+  local _, _, code = p:close()
+  return code, failed, summary
+end
+local code, failed, summary = fleet_json()
+local parts = {}
+for i = 1, n do parts[i] = string.format("SELECT version_num FROM fx_%04d.luamig_version", i) end
+local at_head_fx = psql("SELECT count(*) FROM (" .. table.concat(parts, " UNION ALL ") .. ") v WHERE version_num = '"
+  .. last .. "'")
+print(string.format("failure case: exit %s, %d failed: %s", code, #failed, failed[1] or "-"))
+print(string.format("  %s; %s of %d schemas at head; %s is at %s", summary, at_head_fx, n, bad,
+  psql("SELECT version_num FROM " .. bad .. ".luamig_version")))
+psql("DROP TABLE " .. bad .. ".ix_items_c3")
+t0 = clock()
+code, failed, summary = fleet_json()
+print(string.format("  after the fix, the rerun: exit %s, %d failed, %s (%.2f s)", code, #failed, summary, clock() - t0))
 os.execute("rm -rf " .. lib.q(dir))
