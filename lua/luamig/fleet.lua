@@ -175,10 +175,11 @@ local function upgrade_one(ctx, slot, t, spec, opts)
     return finish()
   end
   local before = runner:heads()
-  res.from = before and concat(before, ",") or nil
+  -- (a database that has no revision yet: null in --json)
+  res.from = before and #before > 0 and concat(before, ",") or nil
   local n, merr = runner:migrate("upgrade", spec, { reconnect = opts.reconnect })
   local after = runner:heads()
-  res.to = after and concat(after, ",") or nil
+  res.to = after and #after > 0 and concat(after, ",") or nil
   if n then
     res.applied = n
     res.status = n > 0 and "applied" or "at_head"

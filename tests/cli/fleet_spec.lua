@@ -50,6 +50,7 @@ describe("#postgres fleets of schemas", function()
         assert.equal("applied", l.status)
         assert.equal(5, l.applied)
         assert.equal(revs[5], l.to)
+        assert.equal(S.JSON_NULL, l.from) -- (a new schema has no revision yet)
       end
     end
     assert.equal("schema=t0042", failed.target)
