@@ -76,6 +76,37 @@ describe("#postgres fleets of schemas", function()
     assert.truthy(cur.out:find("schema=t0100: " .. revs[5] .. " (head)", 1, true), cur.out)
   end)
 
+  it("check and verify take --targets: a finding in one tenant is named, exit 3", function()
+    S.write(dir .. "/luamig.ini", "[luamig]\nscript_location = .\nmodels = myapp.models\n")
+    assert(os.execute("mkdir -p " .. S.q(dir .. "/myapp")))
+    S.write(dir .. "/myapp/models.lua", [[
+local model = require("luamig.model")
+local t = require("luamig.types")
+model.Table("items", { { "id", t.integer, primary_key = true }, { "name", t.text, nullable = true } })
+]])
+    S.migration(dir .. "/versions", { rev = "f1", msg = "items",
+      up = '  op.create_table("items", { { "id", t.integer, primary_key = true }, { "name", t.text } })',
+      down_body = '  op.drop_table("items")' })
+    local file = schemas_file(dir, 3)
+    assert.equal(0, S.run("--url " .. S.q(url) .. " upgrade head --targets " .. S.q(file), { cwd = dir }).code)
+    local function run(cmd) return S.run("--url " .. S.q(url) .. " " .. cmd .. " --targets " .. S.q(file), { cwd = dir }) end
+    local c = run("check")
+    assert.equal(0, c.code, c.out .. c.err)
+    local v = run("verify")
+    assert.equal(0, v.code, v.out .. v.err)
+    -- tenant 2 drifts from the models, and its record of f1's checksum no longer matches the file
+    S.psql(db, "ALTER TABLE t0002.items ADD COLUMN extra integer")
+    S.psql(db, "UPDATE t0002.luamig_history SET checksum = repeat('0', 64) WHERE revision = 'f1'")
+    c = run("check")
+    assert.equal(3, c.code, c.out .. c.err)
+    assert.same({ "schema=t0002: - column items.extra" }, c.lines)
+    v = run("verify")
+    assert.equal(3, v.code, v.out .. v.err)
+    assert.equal(1, #v.lines, v.out)
+    assert.truthy(v.lines[1]:find("^schema=t0002: f1: versions/f1[^ ]*%.lua changed since it was applied"), v.lines[1])
+    assert.truthy(v.err:find("3 target(s), 1 with a finding or failure", 1, true), v.err)
+  end)
+
   it("--on-error stop, --canary, --targets-sql, and a schema that does not exist", function()
     S.counted(dir, 2)
     S.psql(db, "CREATE TABLE t0003.t_1 (id integer)")
