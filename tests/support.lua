@@ -241,7 +241,8 @@ end
 -- counted(dir, n, opts) writes n migrations into dir/versions that count themselves: each inserts its revision
 -- into the table applied (made by the first) in its own transaction, so a migration applied twice shows as two
 -- rows. opts.sleep: seconds each sleeps on the server (pg_sleep) before counting; opts.ddl (default true): each
--- also creates table t_<i>. Returns the revisions in order.
+-- also creates table t_<i>; opts.extra[i]: a line of Lua added to migration i's upgrade, before it counts itself.
+-- Returns the revisions in order.
 function M.counted(dir, n, opts)
   opts = opts or {}
   local revs, prev = {}, nil
@@ -251,6 +252,7 @@ function M.counted(dir, n, opts)
     if i == 1 then up[#up + 1] = '  op.execute("CREATE TABLE IF NOT EXISTS applied (rev TEXT NOT NULL)")' end
     if opts.sleep then up[#up + 1] = string.format('  op.execute("SELECT pg_sleep(%g)")', opts.sleep) end
     if opts.ddl ~= false then up[#up + 1] = string.format('  op.create_table("t_%d", { { "id", t.integer } })', i) end
+    if opts.extra and opts.extra[i] then up[#up + 1] = "  " .. opts.extra[i] end
     up[#up + 1] = string.format([[  op.execute("INSERT INTO applied (rev) VALUES ('%s')")]], rev)
     M.migration(dir .. "/versions", { rev = rev, down = prev, msg = "count " .. i, up = table.concat(up, "\n"),
       down_body = opts.ddl ~= false and string.format('  op.drop_table("t_%d")', i) or "" })
@@ -425,6 +427,93 @@ function M.json(text)
   assert(pos > #text, "trailing text after JSON")
   return v
 end
+-- pg_server() -> a PostgreSQL of the calling spec's own (for specs that stop, restart or fail over a server while
+-- others use the shared one): { dir, url (its postgres database), psql(sql), restart(), stop(), standby() }.
+-- srv:standby() makes a streaming standby of it through a replication slot, with the same fields and also
+-- caught_up() (waits until it has replayed all the primary has written), detach() (stops streaming: what the
+-- primary commits from then on never reaches it) and promote(); stop() stops it too.
+local PGBIN = "/usr/lib/postgresql/15/bin"
+
+local function server_at(dir, as)
+  local srv = { dir = dir, url = string.format("postgresql:///postgres?host=%s&user=postgres", dir) }
+  local opts = string.format("-o \"-k %s -c listen_addresses='' -c fsync=off\"", dir)
+  local function ctl(args)
+    return os.execute(M.clean(string.format("%s%s/pg_ctl -D %s/data -l %s/server.log -w -t 120 %s >/dev/null 2>&1", as,
+      PGBIN, dir, dir, args)))
+  end
+  function srv.psql(sql)
+    local code, out = M.sh(string.format("psql -X -q -h %s -U postgres -d postgres -v ON_ERROR_STOP=1 -Atc %s",
+      M.q(dir), M.q(sql)))
+    assert(code == 0, "psql failed: " .. out)
+    return (out:gsub("%s+$", ""))
+  end
+  function srv.start() assert(ctl(opts .. " start"), "the server did not start: " .. (M.read(dir .. "/server.log") or "")) end
+  function srv.restart() assert(ctl("-m fast " .. opts .. " restart"), "the server did not restart") end
+  function srv.kill() ctl("-m immediate stop") end
+  return srv
+end
+
+function M.pg_server()
+  local dir = M.tmpdir()
+  local as = ""
+  local _, uid = M.sh("id -u")
+  if uid:match("^0") then
+    os.execute("chown postgres:postgres " .. M.q(dir))
+    as = "runuser -u postgres -- "
+  end
+  assert(os.execute(M.clean(string.format("%s%s/initdb -D %s/data -A trust -U postgres --no-sync >%s/initdb.log 2>&1",
+    as, PGBIN, dir, dir))), "initdb failed: " .. (M.read(dir .. "/initdb.log") or ""))
+  local srv = server_at(dir, as)
+  srv.start()
+  local standbys = {}
+  function srv.standby()
+    local sdir = M.tmpdir()
+    if as ~= "" then os.execute("chown postgres:postgres " .. M.q(sdir)) end
+    local slot = "s" .. (#standbys + 1)
+    assert(os.execute(M.clean(string.format("%s%s/pg_basebackup -h %s -U postgres -D %s/data -R -X stream -C -S %s "
+      .. ">%s/basebackup.log 2>&1", as, PGBIN, M.q(dir), sdir, slot, sdir))),
+      "pg_basebackup failed: " .. (M.read(sdir .. "/basebackup.log") or ""))
+    local sb = server_at(sdir, as)
+    sb.start()
+    standbys[#standbys + 1] = sb
+    function sb.caught_up()
+      local lsn = srv.psql("SELECT pg_current_wal_lsn()")
+      local deadline = require("luamig.core").clock() + 180
+      repeat
+        if sb.psql("SELECT pg_last_wal_replay_lsn() >= '" .. lsn .. "'::pg_lsn") == "t" then return end
+        require("luamig.core").sleep(0.05)
+      until require("luamig.core").clock() > deadline
+      error("the standby did not replay up to " .. lsn .. " in 180 s")
+    end
+    function sb.detach()
+      local f = assert(io.open(sdir .. "/data/postgresql.auto.conf", "a"))
+      f:write("primary_conninfo = ''\n")
+      f:close()
+      sb.psql("SELECT pg_reload_conf()")
+      local deadline = require("luamig.core").clock() + 180
+      repeat
+        if sb.psql("SELECT count(*) FROM pg_stat_wal_receiver") == "0" then return end
+        require("luamig.core").sleep(0.05)
+      until require("luamig.core").clock() > deadline
+      error("the standby still streams 180 s after primary_conninfo was emptied")
+    end
+    function sb.promote()
+      assert(os.execute(M.clean(string.format("%s%s/pg_ctl -D %s/data -w -t 120 promote >/dev/null 2>&1", as, PGBIN,
+        sdir))), "the standby was not promoted")
+    end
+    return sb
+  end
+  function srv.stop()
+    for _, sb in ipairs(standbys) do
+      sb.kill()
+      M.rmrf(sb.dir)
+    end
+    srv.kill()
+    M.rmrf(dir)
+  end
+  return srv
+end
+
 M.JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
 
 return M

@@ -4,8 +4,6 @@
 local S = require("support")
 local core = require("luamig.core")
 
-local PGBIN = "/usr/lib/postgresql/15/bin"
-
 -- boundary(db, revs, psql) -> k: the database is at revs[k] (0: base) with exactly the first k migrations' tables
 -- and counting rows; fails the test otherwise
 local function boundary(psql, revs, what)
@@ -21,48 +19,31 @@ local function boundary(psql, revs, what)
   return rows
 end
 
--- own_server() -> { url, psql(sql), restart(), stop() }: a PostgreSQL of this spec's own on a unix socket
-local function own_server()
-  local dir = S.tmpdir()
-  local as = ""
-  local _, uid = S.sh("id -u")
-  if uid:match("^0") then
-    os.execute("chown postgres:postgres " .. S.q(dir))
-    as = "runuser -u postgres -- "
-  end
-  local ok = os.execute(S.clean(string.format("%s%s/initdb -D %s/data -A trust -U postgres --no-sync >%s/initdb.log 2>&1 "
-    .. "&& %s%s/pg_ctl -D %s/data -l %s/server.log -w -t 60 -o \"-k %s -c listen_addresses='' -c fsync=off\" start "
-    .. ">/dev/null 2>&1", as, PGBIN, dir, dir, as, PGBIN, dir, dir, dir)))
-  assert(ok, "could not start a server of this spec's own: " .. (S.read(dir .. "/server.log") or "")
-    .. (S.read(dir .. "/initdb.log") or ""))
-  local srv = { url = string.format("postgresql:///postgres?host=%s&user=postgres", dir) }
-  function srv.psql(sql)
-    local code, out = S.sh(string.format("psql -X -q -h %s -U postgres -d postgres -v ON_ERROR_STOP=1 -Atc %s",
-      S.q(dir), S.q(sql)))
-    assert(code == 0, "psql failed: " .. out)
-    return (out:gsub("%s+$", ""))
-  end
-  function srv.restart()
-    assert(os.execute(S.clean(string.format("%s%s/pg_ctl -D %s/data -m fast -w -t 60 restart -l %s/server.log "
-      .. "-o \"-k %s -c listen_addresses='' -c fsync=off\" >/dev/null 2>&1", as, PGBIN, dir, dir, dir))))
-  end
-  function srv.stop()
-    os.execute(S.clean(string.format("%s%s/pg_ctl -D %s/data -m immediate -w stop >/dev/null 2>&1", as, PGBIN, dir)))
-    S.rmrf(dir)
-  end
-  return srv
-end
-
-local function wait_for_sleep(psql, dir, name)
-  for _ = 1, 1200 do
-    if psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'") ~= "0" then
+-- mid_run(psql, dir, name, revs, j) -> true once the runner sleeps on the server in migration j or a later one (its
+-- version row at revs[j - 1] or after), false when the run ended first. The fault then lands at a random moment
+-- from there on; and as the last migration waits on the server until the fault has happened (HOLD_*), the run is
+-- interrupted every time, however fast or loaded the machine.
+local function mid_run(psql, dir, name, revs, j)
+  local index = { [""] = 0 }
+  for k, r in ipairs(revs) do index[r] = k end
+  local deadline = core.clock() + 120
+  repeat
+    if psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()") ~= "0"
+      and psql("SELECT count(*) FROM pg_tables WHERE tablename = 'luamig_version'") ~= "0"
+      and index[psql("SELECT coalesce(string_agg(version_num, ','), '') FROM luamig_version")] >= j - 1 then
       return true
     end
     if S.finished(dir, name) then return false end
     core.sleep(0.02)
-  end
-  error("the runner never reached a migration")
+  until core.clock() > deadline
+  error("the runner never reached migration " .. j)
 end
+
+-- the last migration of each run waits until its fault happened: until the table fired exists (made in the same
+-- statement as the termination), or until the server has restarted since the run began (hold.t)
+local HOLD_TERMINATE = [[op.execute("DO $$ BEGIN IF to_regclass('fired') IS NULL THEN PERFORM pg_sleep(60); END IF; END $$")]]
+local HOLD_RESTART = [[op.execute("DO $$ BEGIN IF pg_postmaster_start_time() < (SELECT t FROM hold) THEN ]]
+  .. [[PERFORM pg_sleep(60); END IF; END $$")]]
 
 describe("#postgres server faults", function()
   local dir
@@ -73,7 +54,7 @@ describe("#postgres server faults", function()
   after_each(function() S.rmrf(dir) end)
 
   it("the runner's backend terminated at random moments 20 times: a revision boundary each time", function()
-    local revs = S.counted(dir, 8, { sleep = 0.05 })
+    local revs = S.counted(dir, 8, { sleep = 0.15, extra = { [8] = HOLD_TERMINATE } })
     local completed, resumed = 0, 0
     for k = 1, 20 do
       local db, url = S.pg_database()
@@ -81,11 +62,11 @@ describe("#postgres server faults", function()
       local again = k % 2 == 0
       S.spawn(string.format("%s --url %s upgrade head%s", S.q(S.bin), S.q(url), again and " --reconnect 3" or ""),
         dir, "run" .. k)
-      if wait_for_sleep(psql, dir, "run" .. k) then
-        core.sleep(math.random() * 0.4)
-        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
-          .. "pid <> pg_backend_pid() AND backend_type = 'client backend'")
-      end
+      assert.is_true(mid_run(psql, dir, "run" .. k, revs, math.random(1, #revs - 2)),
+        "run " .. k .. " ended before the termination")
+      core.sleep(math.random() * 0.1)
+      psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
+        .. "pid <> pg_backend_pid() AND backend_type = 'client backend'; CREATE TABLE fired ()")
       local rc = S.finished(dir, "run" .. k, 60)
       local out = S.read(dir .. "/run" .. k .. ".out") or ""
       if again then
@@ -106,24 +87,26 @@ describe("#postgres server faults", function()
       end
       S.pg_drop(db)
     end
-    -- the terminations did land mid-run: most runs without --reconnect failed, most with it reconnected
-    assert.is_true(completed >= 5, "only " .. completed .. " of 10 terminations stopped a run")
-    assert.is_true(resumed >= 5, "only " .. resumed .. " of 10 runs with --reconnect reconnected")
+    -- every termination landed mid-run: each run without --reconnect failed, each with it reconnected
+    assert.equal(10, completed, "terminations that stopped a run")
+    assert.equal(10, resumed, "runs with --reconnect that reconnected")
   end)
 
   it("the server restarted mid-run 5 times: --reconnect 3 completes the run, nothing ran twice", function()
-    local revs = S.counted(dir, 8, { sleep = 0.1 })
-    local srv = own_server()
+    local revs = S.counted(dir, 8, { sleep = 0.15, extra = { [8] = HOLD_RESTART } })
+    local srv = S.pg_server()
     local ok, err = pcall(function()
       for k = 1, 5 do
-        srv.psql("DROP TABLE IF EXISTS applied, luamig_version, luamig_history" .. (function()
+        srv.psql("DROP TABLE IF EXISTS hold, applied, luamig_version, luamig_history" .. (function()
           local t = {}
           for i = 1, #revs do t[#t + 1] = ", t_" .. i end
           return table.concat(t)
         end)())
+        srv.psql("CREATE TABLE hold AS SELECT clock_timestamp() AS t")
         S.spawn(string.format("%s --url %s upgrade head --reconnect 3", S.q(S.bin), S.q(srv.url)), dir, "restart" .. k)
-        assert.is_true(wait_for_sleep(srv.psql, dir, "restart" .. k), "run " .. k .. " ended before the restart")
-        core.sleep(math.random() * 0.3)
+        assert.is_true(mid_run(srv.psql, dir, "restart" .. k, revs, math.random(1, #revs - 2)),
+          "run " .. k .. " ended before the restart")
+        core.sleep(math.random() * 0.1)
         srv.restart()
         local rc = S.finished(dir, "restart" .. k, 90)
         local out = S.read(dir .. "/restart" .. k .. ".out") or ""
