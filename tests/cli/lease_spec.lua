@@ -1,10 +1,11 @@
 -- The lease (lock = lease): a holder killed mid-run is taken over once its lease runs out, and a holder that was
 -- paused past its lease aborts at its next version-row change instead of applying; both checked through the
--- migrations' own counting table. Short lease times (lease_ttl = 2, lease_heartbeat = 0.5) keep it quick.
+-- migrations' own counting table. Short lease times keep it quick: lease_ttl = 3 and lease_heartbeat = 0.5, six
+-- renewals per TTL, a margin for a loaded machine.
 local S = require("support")
 local core = require("luamig.core")
 
-local INI = "[luamig]\nscript_location = .\nlock = lease\nlease_ttl = 2\nlease_heartbeat = 0.5\nlock_timeout = 60\n"
+local INI = "[luamig]\nscript_location = .\nlock = lease\nlease_ttl = 3\nlease_heartbeat = 0.5\nlock_timeout = 60\n"
 
 -- wait_for(fn, what): polls fn() until it answers true
 local function wait_for(fn, what)
@@ -69,7 +70,7 @@ describe("#postgres the migration lease", function()
         .. "query LIKE 'SELECT pg_sleep%' AND state = 'active'") ~= "0"
     end, "the holder to sleep in its second migration")
     os.execute("kill -STOP " .. pid)
-    -- (the lease runs out 2 s after its last renewal; the runner below waits for that)
+    -- (the lease runs out 3 s after its last renewal; the runner below waits for that)
     local r = S.run("--url " .. S.q(url) .. " upgrade head", { cwd = dir })
     os.execute("kill -CONT " .. pid)
     assert.equal(0, r.code, r.err)
