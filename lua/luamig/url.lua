@@ -43,8 +43,9 @@ end
 local function mask_text(s)
   s = gsub(s, "(%a[%w+.-]*://[^:@/?#]*:)[^@]*@", "%1***@")
   s = gsub(s, "([?&][Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)([^&]*)", function(k, v)
-    -- text masked once already ("password=***" and then the rest of a message) stays as it is
-    if v == "***" or v:find("^%*%*%*[:;,.'\"%s]") then return k .. v end
+    -- text masked once already ("password=***" and then the rest of a message: a quote or a space, after at most
+    -- one mark of punctuation) stays as it is; a value that only begins with *** ("***:secret") is a password
+    if v == "***" or v:find("^%*%*%*[:;,.]?['\"%s]") or v:find("^%*%*%*[:;,.]$") then return k .. v end
     return k .. "***"
   end)
   return s

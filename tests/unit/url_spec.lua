@@ -35,6 +35,11 @@ describe("#unit url", function()
       url.mask("postgresql://u:pw@h/d?password=pw 2&sslmode=require"))
     -- whatever the parser takes for the password is hidden: spaces, line breaks, a user name with a space
     assert.equal("postgresql://u:***@h/d", url.mask("postgresql://u:sec ret@h/d"))
+    -- a password that begins as a masked one would is still a password; a masked message stays as it is
+    assert.equal("postgresql:///d?password=***", url.mask("postgresql:///d?password=***:secret"))
+    assert.equal("postgresql:///d?password=***", url.mask("postgresql:///d?password=***,x"))
+    local msg = "cannot connect to 'postgresql:///d?password=***': refused; see postgresql:///d?password=***."
+    assert.equal(msg, url.mask(msg))
     assert.equal("postgresql://u:***@h/d", url.mask("postgresql://u:sec\nret@h/d"))
     assert.equal("postgresql://my user:***@h/d", url.mask("postgresql://my user:pw@h/d"))
     assert.equal("sec ret", url.parse("postgresql://u:sec ret@h/d").password)
