@@ -238,6 +238,106 @@ function M.pg_url_via(env, db)
   return (u:gsub("^postgresql:///[^?]*", "postgresql:///" .. db))
 end
 
+-- wait_until(what, fn, seconds): polls fn() every 50 ms until it answers true; fails naming what after seconds
+-- (default 180; a message from fail(), when given, is added)
+function M.wait_until(what, fn, seconds, fail)
+  local core = require("luamig.core")
+  local deadline = core.clock() + (seconds or 180)
+  repeat
+    if fn() then return end
+    core.sleep(0.05)
+  until core.clock() > deadline
+  error(string.format("waited %d s for %s%s", seconds or 180, what, fail and ("; " .. fail()) or ""))
+end
+
+-- pg_caught_up(primary, standby): waits until a standby has replayed all its primary has written so far (each a
+-- psql(sql) function of its postgres database); a timeout names the primary's view of its standbys
+function M.pg_caught_up(primary, standby)
+  local lsn = primary("SELECT pg_current_wal_lsn()")
+  M.wait_until("the standby to replay up to " .. lsn, function()
+    return standby("SELECT pg_last_wal_replay_lsn() >= '" .. lsn .. "'::pg_lsn") == "t"
+  end, 180, function()
+    return "the primary's replication: " .. primary("SELECT coalesce(string_agg(state || ' at ' || replay_lsn, ', '), "
+      .. "'no standby connected') FROM pg_stat_replication")
+  end)
+end
+
+-- pg_server() -> a PostgreSQL of the calling spec's own (for specs that stop, restart or fail over a server while
+-- others use the shared one): { dir, url (its postgres database), psql(sql), restart(), stop(), standby() }.
+-- srv:standby() makes a streaming standby of it through a replication slot, with the same fields and also
+-- caught_up() (waits until it has replayed all the primary has written), detach() (stops streaming: what the
+-- primary commits from then on never reaches it) and promote(); stop() stops it too.
+local PGBIN = "/usr/lib/postgresql/15/bin"
+
+local function server_at(dir, as)
+  local srv = { dir = dir, url = string.format("postgresql:///postgres?host=%s&user=postgres", dir) }
+  local opts = string.format("-o \"-k %s -c listen_addresses='' -c fsync=off\"", dir)
+  local function ctl(args)
+    return os.execute(M.clean(string.format("%s%s/pg_ctl -D %s/data -l %s/server.log -w -t 120 %s >/dev/null 2>&1", as,
+      PGBIN, dir, dir, args)))
+  end
+  function srv.psql(sql)
+    local code, out = M.sh(string.format("psql -X -q -h %s -U postgres -d postgres -v ON_ERROR_STOP=1 -Atc %s",
+      M.q(dir), M.q(sql)))
+    assert(code == 0, "psql failed: " .. out)
+    return (out:gsub("%s+$", ""))
+  end
+  function srv.start() assert(ctl(opts .. " start"), "the server did not start: " .. (M.read(dir .. "/server.log") or "")) end
+  function srv.restart() assert(ctl("-m fast " .. opts .. " restart"), "the server did not restart") end
+  function srv.kill() ctl("-m immediate stop") end
+  return srv
+end
+
+function M.pg_server()
+  local dir = M.tmpdir()
+  local as = ""
+  local _, uid = M.sh("id -u")
+  if uid:match("^0") then
+    os.execute("chown postgres:postgres " .. M.q(dir))
+    as = "runuser -u postgres -- "
+  end
+  assert(os.execute(M.clean(string.format("%s%s/initdb -D %s/data -A trust -U postgres --no-sync >%s/initdb.log 2>&1",
+    as, PGBIN, dir, dir))), "initdb failed: " .. (M.read(dir .. "/initdb.log") or ""))
+  local srv = server_at(dir, as)
+  srv.start()
+  local standbys = {}
+  function srv.standby()
+    local sdir = M.tmpdir()
+    if as ~= "" then os.execute("chown postgres:postgres " .. M.q(sdir)) end
+    local slot = "s" .. (#standbys + 1)
+    assert(os.execute(M.clean(string.format("%s%s/pg_basebackup -h %s -U postgres -D %s/data -R -X stream -C -S %s "
+      .. ">%s/basebackup.log 2>&1", as, PGBIN, M.q(dir), sdir, slot, sdir))),
+      "pg_basebackup failed: " .. (M.read(sdir .. "/basebackup.log") or ""))
+    local sb = server_at(sdir, as)
+    sb.start()
+    standbys[#standbys + 1] = sb
+    function sb.caught_up() M.pg_caught_up(srv.psql, sb.psql) end
+    function sb.detach()
+      local f = assert(io.open(sdir .. "/data/postgresql.auto.conf", "a"))
+      f:write("primary_conninfo = ''\n")
+      f:close()
+      sb.psql("SELECT pg_reload_conf()")
+      M.wait_until("the standby to stop streaming", function()
+        return sb.psql("SELECT count(*) FROM pg_stat_wal_receiver") == "0"
+      end)
+    end
+    function sb.promote()
+      assert(os.execute(M.clean(string.format("%s%s/pg_ctl -D %s/data -w -t 120 promote >/dev/null 2>&1", as, PGBIN,
+        sdir))), "the standby was not promoted")
+    end
+    return sb
+  end
+  function srv.stop()
+    for _, sb in ipairs(standbys) do
+      sb.kill()
+      M.rmrf(sb.dir)
+    end
+    srv.kill()
+    M.rmrf(dir)
+  end
+  return srv
+end
+
 -- counted(dir, n, opts) writes n migrations into dir/versions that count themselves: each inserts its revision
 -- into the table applied (made by the first) in its own transaction, so a migration applied twice shows as two
 -- rows. opts.sleep: seconds each sleeps on the server (pg_sleep) before counting; opts.ddl (default true): each
@@ -427,93 +527,6 @@ function M.json(text)
   assert(pos > #text, "trailing text after JSON")
   return v
 end
--- pg_server() -> a PostgreSQL of the calling spec's own (for specs that stop, restart or fail over a server while
--- others use the shared one): { dir, url (its postgres database), psql(sql), restart(), stop(), standby() }.
--- srv:standby() makes a streaming standby of it through a replication slot, with the same fields and also
--- caught_up() (waits until it has replayed all the primary has written), detach() (stops streaming: what the
--- primary commits from then on never reaches it) and promote(); stop() stops it too.
-local PGBIN = "/usr/lib/postgresql/15/bin"
-
-local function server_at(dir, as)
-  local srv = { dir = dir, url = string.format("postgresql:///postgres?host=%s&user=postgres", dir) }
-  local opts = string.format("-o \"-k %s -c listen_addresses='' -c fsync=off\"", dir)
-  local function ctl(args)
-    return os.execute(M.clean(string.format("%s%s/pg_ctl -D %s/data -l %s/server.log -w -t 120 %s >/dev/null 2>&1", as,
-      PGBIN, dir, dir, args)))
-  end
-  function srv.psql(sql)
-    local code, out = M.sh(string.format("psql -X -q -h %s -U postgres -d postgres -v ON_ERROR_STOP=1 -Atc %s",
-      M.q(dir), M.q(sql)))
-    assert(code == 0, "psql failed: " .. out)
-    return (out:gsub("%s+$", ""))
-  end
-  function srv.start() assert(ctl(opts .. " start"), "the server did not start: " .. (M.read(dir .. "/server.log") or "")) end
-  function srv.restart() assert(ctl("-m fast " .. opts .. " restart"), "the server did not restart") end
-  function srv.kill() ctl("-m immediate stop") end
-  return srv
-end
-
-function M.pg_server()
-  local dir = M.tmpdir()
-  local as = ""
-  local _, uid = M.sh("id -u")
-  if uid:match("^0") then
-    os.execute("chown postgres:postgres " .. M.q(dir))
-    as = "runuser -u postgres -- "
-  end
-  assert(os.execute(M.clean(string.format("%s%s/initdb -D %s/data -A trust -U postgres --no-sync >%s/initdb.log 2>&1",
-    as, PGBIN, dir, dir))), "initdb failed: " .. (M.read(dir .. "/initdb.log") or ""))
-  local srv = server_at(dir, as)
-  srv.start()
-  local standbys = {}
-  function srv.standby()
-    local sdir = M.tmpdir()
-    if as ~= "" then os.execute("chown postgres:postgres " .. M.q(sdir)) end
-    local slot = "s" .. (#standbys + 1)
-    assert(os.execute(M.clean(string.format("%s%s/pg_basebackup -h %s -U postgres -D %s/data -R -X stream -C -S %s "
-      .. ">%s/basebackup.log 2>&1", as, PGBIN, M.q(dir), sdir, slot, sdir))),
-      "pg_basebackup failed: " .. (M.read(sdir .. "/basebackup.log") or ""))
-    local sb = server_at(sdir, as)
-    sb.start()
-    standbys[#standbys + 1] = sb
-    function sb.caught_up()
-      local lsn = srv.psql("SELECT pg_current_wal_lsn()")
-      local deadline = require("luamig.core").clock() + 180
-      repeat
-        if sb.psql("SELECT pg_last_wal_replay_lsn() >= '" .. lsn .. "'::pg_lsn") == "t" then return end
-        require("luamig.core").sleep(0.05)
-      until require("luamig.core").clock() > deadline
-      error("the standby did not replay up to " .. lsn .. " in 180 s")
-    end
-    function sb.detach()
-      local f = assert(io.open(sdir .. "/data/postgresql.auto.conf", "a"))
-      f:write("primary_conninfo = ''\n")
-      f:close()
-      sb.psql("SELECT pg_reload_conf()")
-      local deadline = require("luamig.core").clock() + 180
-      repeat
-        if sb.psql("SELECT count(*) FROM pg_stat_wal_receiver") == "0" then return end
-        require("luamig.core").sleep(0.05)
-      until require("luamig.core").clock() > deadline
-      error("the standby still streams 180 s after primary_conninfo was emptied")
-    end
-    function sb.promote()
-      assert(os.execute(M.clean(string.format("%s%s/pg_ctl -D %s/data -w -t 120 promote >/dev/null 2>&1", as, PGBIN,
-        sdir))), "the standby was not promoted")
-    end
-    return sb
-  end
-  function srv.stop()
-    for _, sb in ipairs(standbys) do
-      sb.kill()
-      M.rmrf(sb.dir)
-    end
-    srv.kill()
-    M.rmrf(dir)
-  end
-  return srv
-end
-
 M.JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
 
 return M

@@ -174,12 +174,14 @@ local function upgrade_one(ctx, slot, t, spec, opts)
     res.error = type(err) == "table" and err.msg or tostring(err)
     return finish()
   end
-  local before = runner:heads()
-  -- (a database that has no revision yet: null in --json)
-  res.from = before and #before > 0 and concat(before, ",") or nil
+  -- the heads as one string; nil (null in --json) for a database that has no revision yet
+  local function heads()
+    local h = runner:heads()
+    return h and #h > 0 and concat(h, ",") or nil
+  end
+  res.from = heads()
   local n, merr = runner:migrate("upgrade", spec, { reconnect = opts.reconnect })
-  local after = runner:heads()
-  res.to = after and #after > 0 and concat(after, ",") or nil
+  res.to = heads()
   if n then
     res.applied = n
     res.status = n > 0 and "applied" or "at_head"

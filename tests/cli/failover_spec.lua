@@ -3,7 +3,6 @@
 -- and --reconnect, luamig reaches the new primary, reports the two commits it lacks and applies them again: the run
 -- ends at head with every migration applied once on the server that survived. (A server pair of this spec's own.)
 local S = require("support")
-local core = require("luamig.core")
 
 local REVS = { "f00100000001", "f00200000002", "f00300000003", "f00400000004" }
 
@@ -39,11 +38,10 @@ describe("#postgres a failover to a standby that lacks what the primary committe
       primary.dir, standby.dir)
     S.spawn(string.format("%s --url %s upgrade head --reconnect 6", S.q(S.bin), S.q(url)), dir, "run")
     local running
-    for _ = 1, 6000 do
+    S.wait_until("the runner to sleep in its third migration", function()
       running = primary.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == "1"
-      if running or S.finished(dir, "run") then break end
-      core.sleep(0.02)
-    end
+      return running or S.finished(dir, "run") ~= nil
+    end, 120)
     assert.is_true(running, S.read(dir .. "/run.out"))
     assert.equal(REVS[2], primary.psql("SELECT version_num FROM luamig_version"))
     assert.equal("0", standby.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'applied'"))

@@ -7,15 +7,6 @@ local core = require("luamig.core")
 
 local INI = "[luamig]\nscript_location = .\nlock = lease\nlease_ttl = 3\nlease_heartbeat = 0.5\nlock_timeout = 60\n"
 
--- wait_for(fn, what): polls fn() until it answers true
-local function wait_for(fn, what)
-  for _ = 1, 1200 do
-    if fn() then return end
-    core.sleep(0.05)
-  end
-  error("waited 60 s for " .. what)
-end
-
 describe("#postgres the migration lease", function()
   local dir, db, url
   before_each(function()
@@ -35,10 +26,10 @@ describe("#postgres the migration lease", function()
       local kdb, kurl = S.pg_database()
       local pid = S.spawn(string.format("%s --url %s upgrade head", S.q(S.bin), S.q(kurl)), dir, "holder" .. kill)
       -- kill it once it holds the lease and runs a migration
-      wait_for(function()
+      S.wait_until("the holder to run a migration", function()
         return S.psql(kdb, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
           .. "query LIKE 'SELECT pg_sleep%' AND state = 'active'") ~= "0" or S.finished(dir, "holder" .. kill) ~= nil
-      end, "the holder to run a migration")
+      end, 60)
       core.sleep(math.random() * 0.3)
       os.execute("kill -9 " .. pid .. " 2>/dev/null")
       if S.finished(dir, "holder" .. kill, 30) ~= 0 then mid = mid + 1 end
@@ -65,10 +56,10 @@ describe("#postgres the migration lease", function()
     S.migration(dir .. "/versions", { rev = "c00300000003", down = "c00200000002",
       up = [[  op.execute("INSERT INTO applied (rev) VALUES ('c00300000003')")]] })
     local pid = S.spawn(string.format("%s --url %s upgrade head", S.q(S.bin), S.q(url)), dir, "paused")
-    wait_for(function()
+    S.wait_until("the holder to sleep in its second migration", function()
       return S.psql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
         .. "query LIKE 'SELECT pg_sleep%' AND state = 'active'") ~= "0"
-    end, "the holder to sleep in its second migration")
+    end, 60)
     os.execute("kill -STOP " .. pid)
     -- (the lease runs out 3 s after its last renewal; the runner below waits for that)
     local r = S.run("--url " .. S.q(url) .. " upgrade head", { cwd = dir })

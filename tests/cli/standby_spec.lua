@@ -2,7 +2,6 @@
 -- lock, read-only commands work on it, and a multi-host URL that lists it first with
 -- target_session_attrs=read-write migrates the primary.
 local S = require("support")
-local core = require("luamig.core")
 
 local function standby_psql(db, sql)
   local u = S.pg_url_via("LUAMIG_TEST_PG_STANDBY_URL", db)
@@ -12,19 +11,12 @@ local function standby_psql(db, sql)
   return code, (out:gsub("%s+$", ""))
 end
 
--- caught_up(): waits until the standby has replayed all the primary has written so far; on a timeout the error
--- says what the primary knows of its standby (pg_stat_replication)
+-- caught_up(): waits until the standby has replayed all the primary has written so far
 local function caught_up()
-  local lsn = S.psql("postgres", "SELECT pg_current_wal_lsn()")
-  local deadline = core.clock() + 180
-  repeat
-    local code, out = standby_psql("postgres", "SELECT pg_last_wal_replay_lsn() >= '" .. lsn .. "'::pg_lsn")
-    if code == 0 and out == "t" then return end
-    core.sleep(0.05)
-  until core.clock() > deadline
-  error("the standby did not replay up to " .. lsn .. " in 180 s; the primary's replication: "
-    .. S.psql("postgres", "SELECT coalesce(string_agg(state || ' at ' || replay_lsn, ', '), 'no standby connected') "
-      .. "FROM pg_stat_replication"))
+  S.pg_caught_up(function(sql) return S.psql("postgres", sql) end, function(sql)
+    local code, out = standby_psql("postgres", sql)
+    return code == 0 and out or nil
+  end)
 end
 
 describe("#postgres a read-only standby", function()
