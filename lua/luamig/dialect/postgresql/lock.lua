@@ -31,9 +31,10 @@ end
 
 local function quote(name) return '"' .. name:gsub('"', '""') .. '"' end
 
--- poll(cfg, try, busy) -> true, or nil, message: try() -> true when taken, or nil, message when it failed, or
--- false; busy(first, last) says who holds it (first: once, for the waiting line; last: for the failure)
-local function poll(cfg, try, busy)
+-- poll(cfg, try, busy, cap) -> true, or nil, message: try() -> true when taken, or nil, message when it failed, or
+-- false; busy(first, last) says who holds it (first: once, for the waiting line; last: for the failure). The
+-- waits double from 25 ms up to cap seconds (default 1).
+local function poll(cfg, try, busy, cap)
   local deadline = core.clock() + (cfg.lock_timeout or 60)
   local delay, told = 0.025, false
   while true do
@@ -48,9 +49,13 @@ local function poll(cfg, try, busy)
     end
     -- (jitter, so that runners that started together do not poll in step)
     wait.sleep(min(delay * (0.75 + random() * 0.5), deadline - now))
-    delay = min(delay * 2, 1)
+    delay = min(delay * 2, cap or 1)
   end
 end
+
+-- lease_cap(cfg) -> the longest wait between two looks at a lease held by another run: half a heartbeat (at most
+-- 1 s), so that a lease left behind by a run that died is taken within TTL + heartbeat of its last renewal
+local function lease_cap(cfg) return min(1, (cfg.lease_heartbeat or 5) / 2) end
 
 local function session(db, cfg, say)
   local conn, vt = db.conn, cfg.version_table
@@ -148,7 +153,7 @@ local function take_lease(db, cfg, say, tbl, name)
     end
     return format("could not get the migration lease on %s within %g s: another luamig run%s is migrating it",
       db.url, cfg.lock_timeout or 60, who)
-  end)
+  end, lease_cap(cfg))
   if not ok then return nil, err end
   local renew = renew_sql(tbl)
   local fence_sql = renew:gsub("%$%d", "?")
@@ -230,7 +235,7 @@ local function transaction(db, cfg, say)
       end
       return format("could not get the migration lock on %s within %g s: another luamig run is migrating it",
         db.url, cfg.lock_timeout or 60)
-    end)
+    end, lease_cap(cfg))
   end
   -- lease_live(x) -> whether another run holds the lease (its migration outside a transaction is running)
   lock.lease_live = function(x)
